@@ -1,0 +1,3 @@
+"""Version of ditkit-kernels-cu13 (one lockstep version for every ditkit package)."""
+
+__version__ = "0.1.0"

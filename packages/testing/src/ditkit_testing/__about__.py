@@ -1,0 +1,3 @@
+"""Version of the ditkit-testing distribution (one lockstep version for every ditkit package)."""
+
+__version__ = "0.1.0"
