@@ -26,7 +26,7 @@ fi
 run() {
   cd "$REPO"
   echo "== ditkit-kernels-cu13 GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "== commit: $(git rev-parse --verify -q HEAD || echo "none (no commit yet)")"
+  echo "== commit: ${DITKIT_COMMIT:-$(git rev-parse --verify -q HEAD || echo "unknown: no .git here; pass DITKIT_COMMIT=<sha>")}"
   nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv || true
   "$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "| torch", torch.__version__,
     "| cuda", torch.version.cuda, "| devices", torch.cuda.device_count())' || true

@@ -70,33 +70,6 @@ def test_required_components():
     assert required_components(calibrator_config=1) == ["cache"]
 
 
-class _Pipe:
-    def __init__(self):
-        self.transformer = object()
-        self.calls = 0
-
-    def __call__(self):
-        self.calls += 1
-
-
-def test_enable_cache_without_the_cache_core_raises_and_touches_nothing():
-    import ditkit_interfaces.capabilities as caps
-
-    try:
-        cache = caps.require("cache", "probe", attribute="enable_cache")
-    except MissingComponentError:
-        cache = None
-    if cache is not None:
-        pytest.fail("the cache core has landed: replace this test by the real enable_cache tests")
-    pipe = _Pipe()
-    before = dict(vars(pipe))
-    with pytest.raises(MissingComponentError, match="pip install") as err:
-        ditkit.enable_cache(pipe)
-    assert "ditkit-cache" in str(err.value)
-    assert vars(pipe) == before
-    assert type(pipe).__call__ is _Pipe.__call__
-
-
 def test_cli_info():
     out = subprocess.run(
         [sys.executable, "-m", "ditkit", "info"], capture_output=True, text=True, check=True

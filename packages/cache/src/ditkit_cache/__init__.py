@@ -1,17 +1,58 @@
-"""ditkit-cache.
+"""ditkit-cache: DBCache, DBPrune and the steps computation mask for diffusers DiTs.
 
-DBCache, DBPrune, the steps computation mask, block adapters and the cache-dit compatible API.
-
-The implementation lands with the cache-core issue (#3); the configs it will take already live in
-``ditkit_interfaces``. Until then this package provides its version only, so that the
-monorepo's install, pin and isolation checks cover it from the first day.
+The cache-dit-compatible cache API. ``enable_cache(pipe)`` caches any registered pipeline;
+``BlockAdapter`` describes any other transformer; ``summary`` reports what was cached.
 
 Example:
     >>> import ditkit_cache
-    >>> ditkit_cache.__version__ == __import__("ditkit_interfaces").__version__
+    >>> ditkit_cache.DBCacheConfig(Fn_compute_blocks=1).strify()
+    'DBCache_F1B0_W8I1M0MC0_R0.08'
+    >>> ditkit_cache.BlockAdapterRegister.is_supported("FluxPipeline")
     True
 """
 
-from .__about__ import __version__
+from ditkit_interfaces import (
+    BasicCacheConfig,
+    CacheType,
+    DBCacheConfig,
+    DBPruneConfig,
+    ForwardPattern,
+    cache_type,
+)
 
-__all__ = ["__version__"]
+from .__about__ import __version__
+from .adapter import BlockAdapter, FakeDiffusionPipeline
+from .api import disable_cache, enable_cache, get_adapter, refresh_context
+from .params import ParamsModifier
+from .patch_functor import PatchFunctor
+from .registry import BlockAdapterRegister
+from .summary import CacheStats, strify, summary
+
+
+def supported_pipelines(**kwargs: object) -> tuple[int, list[str]]:
+    """``(count, ["Flux*", ...])``: the registered model-family prefixes."""
+    return BlockAdapterRegister.supported_pipelines(**kwargs)
+
+
+__all__ = [
+    "BasicCacheConfig",
+    "BlockAdapter",
+    "BlockAdapterRegister",
+    "CacheStats",
+    "CacheType",
+    "DBCacheConfig",
+    "DBPruneConfig",
+    "FakeDiffusionPipeline",
+    "ForwardPattern",
+    "ParamsModifier",
+    "PatchFunctor",
+    "__version__",
+    "cache_type",
+    "disable_cache",
+    "enable_cache",
+    "get_adapter",
+    "refresh_context",
+    "strify",
+    "summary",
+    "supported_pipelines",
+]

@@ -75,7 +75,9 @@ def enable_cache(
     needed = required_components(
         cache_config, calibrator_config, parallelism_config, quantize_config
     )
-    if calibrator_config is not None:
+    if calibrator_config is not None and (
+        calibrator_config.enable_calibrator or calibrator_config.enable_encoder_calibrator
+    ):
         needed.append("calibrators")
     modules = {
         name: require(name, "ditkit.enable_cache", attribute=_ENTRY_POINTS.get(name))
@@ -83,21 +85,38 @@ def enable_cache(
     }
     result = pipe_or_adapter
     if "cache" in modules:
+        builder = getattr(modules.get("calibrators"), "build_calibrator", None)
+        extra = {"calibrator_builder": builder} if builder is not None else {}
         result = modules["cache"].enable_cache(
             pipe_or_adapter,
             cache_config=cache_config,
             calibrator_config=calibrator_config,
             params_modifiers=params_modifiers,
-            attention_backend=attention_backend,
+            **extra,
             **kwargs,
         )
     if "parallel" in modules:
         modules["parallel"].enable_parallelism(
             result, parallelism_config, attention_backend=attention_backend
         )
+    elif attention_backend is not None:
+        _set_attention_backend(result, attention_backend)
     if "svdquant" in modules:
         modules["svdquant"].quantize(result, quantize_config)
     return result
+
+
+def _set_attention_backend(pipe_or_adapter: Any, backend: str) -> None:
+    """Select diffusers' attention backend on every transformer (``set_attention_backend``)."""
+    targets = []
+    for name in ("transformer", "transformer_2"):
+        module = getattr(getattr(pipe_or_adapter, "pipe", pipe_or_adapter), name, None)
+        if module is not None:
+            targets.append(module)
+    if not targets and hasattr(pipe_or_adapter, "set_attention_backend"):
+        targets.append(pipe_or_adapter)
+    for module in targets:
+        module.set_attention_backend(backend)
 
 
 # The attribute each component must provide for enable_cache to use it.

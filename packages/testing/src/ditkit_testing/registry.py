@@ -21,6 +21,7 @@ __all__ = [
     "TINY_PIPELINES",
     "build_tiny_pipeline",
     "build_tiny_transformer",
+    "run_tiny_pipeline",
     "save_and_reload",
     "tiny_call_kwargs",
     "tiny_pipeline_names",
@@ -165,3 +166,26 @@ def _main_dtype(pipe: DiffusionPipeline) -> torch.dtype:
     """The dtype the pipeline was built in: its transformer's (``pipe.dtype`` as a fallback)."""
     transformer = getattr(pipe, "transformer", None)
     return transformer.dtype if transformer is not None else pipe.dtype
+
+
+def run_tiny_pipeline(
+    pipe: DiffusionPipeline,
+    name: str,
+    num_inference_steps: int = 28,
+    seed: int = 0,
+    **overrides: Any,
+) -> torch.Tensor:
+    """Call a tiny pipeline with :func:`tiny_call_kwargs` (plus ``overrides``); return its pixels.
+
+    The images (``[B, 3, H, W]``) or, for video pipelines, the frames tensor.
+
+    Example:
+        >>> pipe = build_tiny_pipeline("flux")
+        >>> tuple(run_tiny_pipeline(pipe, "flux", num_inference_steps=2, height=32, width=32).shape)
+        (1, 3, 32, 32)
+    """
+    kwargs = tiny_call_kwargs(name, num_inference_steps=num_inference_steps, seed=seed)
+    kwargs.update(overrides)
+    output = pipe(**kwargs)
+    frames = getattr(output, "frames", None)
+    return frames if frames is not None else output.images

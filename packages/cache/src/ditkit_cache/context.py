@@ -1,0 +1,304 @@
+"""``CacheContext``: the state and the decisions of DBCache for one list of blocks.
+
+One context serves one block list of one transformer. It counts transformer calls and denoising
+steps, tells the conditional and the CFG branch apart, keeps each branch's buffers (the Fn
+residual the next step is compared with, the Mn residuals a cached step adds back) and
+statistics, and decides, step by step, whether the middle blocks may be skipped. The rules are
+cache-dit 1.5.3's (reference §3.2–§3.4), in the same order:
+
+1. a warmup step computes;
+2. with a steps mask, a 1 computes, a 0 under the ``"static"`` policy caches;
+3. ``max_cached_steps``, ``max_continuous_cached_steps`` and the accumulated-diff cap stop caching;
+4. a threshold ``<= 0`` computes, ``>= 1`` caches, otherwise the relative L1 change of the Fn
+   residual, ``mean|prev - cur| / mean|prev|``, must be strictly below the threshold.
+
+The diff costs one host-device synchronisation; it is the only one per transformer call.
+
+Example:
+    >>> import torch
+    >>> from ditkit_interfaces import DBCacheConfig
+    >>> ctx = CacheContext("blocks", DBCacheConfig(max_warmup_steps=1, residual_diff_threshold=0.5))
+    >>> r = torch.ones(2, 4)
+    >>> for step in range(3):
+    ...     ctx.mark_step_begin()
+    ...     hit = ctx.can_cache(r * (1 + 0.1 * step))
+    ...     if hit:
+    ...         ctx.add_cached_step()
+    ...     else:
+    ...         ctx.branch.buffers["Fn"] = r * (1 + 0.1 * step)
+    >>> ctx.branch.cached_steps, {k: round(v, 3) for k, v in ctx.branch.residual_diffs.items()}
+    ([1, 2], {1: 0.1, 2: 0.2})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from ditkit_interfaces import Calibrator, DBCacheConfig, DecisionReducer, LocalDecisionReducer
+
+__all__ = ["BranchState", "CacheContext", "RequestSignal"]
+
+
+@dataclasses.dataclass
+class RequestSignal:
+    """Whether the current transformer call starts a new request, shared by a transformer's lists.
+
+    ``pending`` holds a device tensor (``True`` when the timestep rose) that is read together with
+    the call's diff, so detecting a new request costs no extra host-device synchronisation.
+    ``restart`` is set once it reads ``True``; the owner then starts fresh contexts.
+    """
+
+    pending: torch.Tensor | None = None
+    restart: bool = False
+
+
+@dataclasses.dataclass
+class BranchState:
+    """What one CFG branch (conditional, or the separate CFG call) remembers between steps."""
+
+    cached_steps: list[int] = dataclasses.field(default_factory=list)
+    residual_diffs: dict[int, float] = dataclasses.field(default_factory=dict)
+    accumulated_residual_diff: float = 0.0
+    continuous_cached_steps: int = 0
+    accumulated_cached_steps: int = 0
+    buffers: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    calibrators: dict[str, Calibrator] = dataclasses.field(default_factory=dict)
+
+    def clear_history(self) -> None:
+        """Forget the cached steps and diffs of the previous request (counters accumulate)."""
+        self.cached_steps.clear()
+        self.residual_diffs.clear()
+
+    def reset_calibrators(self) -> None:
+        for calibrator in self.calibrators.values():
+            calibrator.reset()
+
+
+class CacheContext:
+    """DBCache state and decisions for one block list.
+
+    Args:
+        name (`str`): the block list's name, used in stats.
+        cache_config (`DBCacheConfig`): a fully resolved config (no ``None`` in the fields the
+            rules read; ``enable_separate_cfg`` resolved to a bool).
+        calibrators (`dict`, *optional*): per branch (``"cond"``, ``"cfg"``) and stream
+            (``"hidden"``, ``"encoder"``), a :class:`~ditkit_interfaces.Calibrator`.
+        reducer (`DecisionReducer`, *optional*): averages the diff's means over parallel ranks.
+        cache_residual (`bool`, defaults to `True`): cached steps add the stored Mn residual;
+            ``False`` (a calibrator's ``"hidden_states"`` type) replaces the Mn output instead.
+        request (`RequestSignal`, *optional*): the new-request signal shared with the other
+            block lists of the same transformer.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cache_config: DBCacheConfig,
+        calibrators: dict[str, dict[str, Calibrator]] | None = None,
+        reducer: DecisionReducer | None = None,
+        cache_residual: bool = True,
+        request: RequestSignal | None = None,
+    ) -> None:
+        self.name = name
+        self.config = cache_config
+        self.reducer: DecisionReducer = reducer or LocalDecisionReducer()
+        self.cache_residual = cache_residual
+        self.request = request or RequestSignal()
+        self.separate_cfg = bool(cache_config.enable_separate_cfg)
+        self.cfg_compute_first = bool(cache_config.cfg_compute_first)
+        self.executed_steps = 0
+        self.transformer_executed_steps = 0
+        self.accumulated_executed_steps = 0
+        self.accumulated_transformer_executed_steps = 0
+        self.cond = BranchState()
+        self.cfg = BranchState()
+        for branch_name, streams in (calibrators or {}).items():
+            getattr(self, branch_name).calibrators.update(streams)
+        self.warmup_steps = frozenset(self._warmup_steps())
+        self.threshold = _as_float(cache_config.residual_diff_threshold)
+        self.branch = self.cond
+
+    # -- step accounting ----------------------------------------------------------------------
+    def _warmup_steps(self) -> range:
+        limit = self.config.max_warmup_steps
+        mask = self.config.steps_computation_mask
+        if mask is not None:
+            leading_ones = next((i for i, m in enumerate(mask) if m != 1), len(mask))
+            limit = min(limit, leading_ones)
+        return range(0, limit, self.config.warmup_interval)
+
+    @property
+    def current_step(self) -> int:
+        """The denoising step of the current call (0-based)."""
+        return self.executed_steps - 1
+
+    @property
+    def current_transformer_step(self) -> int:
+        """The transformer call index within the request (0-based)."""
+        return self.transformer_executed_steps - 1
+
+    def is_cfg_step(self) -> bool:
+        """Whether the current call is the separate CFG (unconditional) one."""
+        if not self.separate_cfg:
+            return False
+        parity = self.current_transformer_step % 2
+        return parity == 0 if self.cfg_compute_first else parity == 1
+
+    def mark_step_begin(self) -> None:
+        """Advance the counters for a new transformer call and select its branch."""
+        self.transformer_executed_steps += 1
+        self.accumulated_transformer_executed_steps += 1
+        is_cfg = self.is_cfg_step()
+        if not self.separate_cfg or is_cfg == self.cfg_compute_first:
+            self.executed_steps += 1
+            self.accumulated_executed_steps += 1
+        if self.current_transformer_step == 0:
+            for branch in (self.cond, self.cfg):
+                branch.clear_history()
+                branch.reset_calibrators()
+        self.branch = self.cfg if is_cfg else self.cond
+        previous = self.current_step - 1
+        if not self.branch.cached_steps or self.branch.cached_steps[-1] != previous:
+            self.branch.continuous_cached_steps = 0
+        for calibrator in self.branch.calibrators.values():
+            calibrator.mark_step_begin(self.current_step)
+
+    def add_cached_step(self) -> None:
+        branch = self.branch
+        branch.continuous_cached_steps += 1
+        branch.cached_steps.append(self.current_step)
+        branch.accumulated_cached_steps += 1
+
+    def add_residual_diff(self, diff: float) -> None:
+        """Record the step's diff once per branch; positive diffs accumulate."""
+        branch = self.branch
+        if self.current_step not in branch.residual_diffs:
+            branch.residual_diffs[self.current_step] = diff
+            if diff > 0.0:
+                branch.accumulated_residual_diff += diff
+
+    # -- the decision -------------------------------------------------------------------------
+    def limits_allow_caching(self, previous_key: str = "Fn") -> bool | None:
+        """The rules before the diff: ``False``/``True`` when they decide, ``None`` otherwise."""
+        config, branch, step = self.config, self.branch, self.current_step
+        if step in self.warmup_steps:
+            return False
+        mask = config.steps_computation_mask
+        if mask is not None:
+            if step < len(mask) and mask[step] == 1:
+                return False
+            if config.steps_computation_policy == "static":
+                return previous_key in branch.buffers  # nothing computed yet: compute
+        if 0 <= config.max_cached_steps <= len(branch.cached_steps):
+            return False
+        continuous = branch.continuous_cached_steps
+        if branch.cached_steps and branch.cached_steps[-1] == step:
+            continuous -= 1  # a hit already recorded this step (DBPrune) is not a previous step
+        if 0 <= config.max_continuous_cached_steps <= continuous:
+            return False
+        cap = config.max_accumulated_residual_diff_threshold
+        if cap is not None and cap > 0.0 and branch.accumulated_residual_diff >= cap:
+            return False
+        if self.threshold <= 0.0:
+            return False
+        return None
+
+    def can_cache(
+        self, residual: torch.Tensor, threshold: float | None = None, previous_key: str = "Fn"
+    ) -> bool:
+        """Decide the current call: may the middle blocks be skipped?
+
+        ``residual`` is this call's Fn residual; it is compared with the branch's buffer
+        ``previous_key`` (the residual of the last computed step; DBPrune passes a block's input).
+        """
+        decision, diff = self._decide(residual, threshold, previous_key)
+        if self.request.pending is not None:
+            self._resolve_pending(None)
+        if self.request.restart:
+            return False
+        if diff is not None:
+            self.add_residual_diff(diff)
+            return diff < self._threshold(threshold)
+        return decision
+
+    def _threshold(self, threshold: float | None) -> float:
+        return self.threshold if threshold is None or threshold <= 0.0 else threshold
+
+    def _decide(
+        self, residual: torch.Tensor, threshold: float | None, previous_key: str
+    ) -> tuple[bool, float | None]:
+        """The decision, or ``(False, diff)`` when the diff decides (it is not recorded yet)."""
+        decided = self.limits_allow_caching(previous_key)
+        if decided is not None:
+            return decided, None
+        threshold = self._threshold(threshold)
+        previous = self.branch.buffers.get(previous_key)
+        if previous is None:
+            return False, None
+        if threshold >= 1.0:
+            return True, None
+        if previous.shape != residual.shape:
+            return False, None  # a resolution change: compute; the new residual replaces the old
+        if self.is_cfg_step() and not self.config.cfg_diff_compute_separate:
+            shared = self.cond.residual_diffs.get(self.current_step)
+            if shared is not None:
+                return False, shared
+        return False, self.relative_l1(previous, residual)
+
+    def _resolve_pending(self, value: float | None) -> None:
+        pending, self.request.pending = self.request.pending, None
+        if value is None and pending is not None:
+            value = float(pending.item())  # only when no diff was fetched this call
+        self.request.restart = bool(value)
+
+    def relative_l1(self, previous: torch.Tensor, current: torch.Tensor) -> float:
+        """``mean|prev - cur| / mean|prev|`` over all elements, means averaged over ranks.
+
+        A pending new-request flag is fetched in the same transfer: one synchronisation.
+        """
+        means = torch.stack(((previous - current).abs().mean(), previous.abs().mean())).float()
+        means = self.reducer.mean_across_ranks(means)
+        pending = self.request.pending
+        if pending is not None:
+            means = torch.cat((means, pending.reshape(1).to(means)))
+        values = means.tolist()  # the one host-device synchronisation of the call
+        if pending is not None:
+            self._resolve_pending(values[2])
+        mean_diff, mean_prev = values[0], values[1]
+        return mean_diff / mean_prev if mean_prev > 0.0 else float("inf")
+
+    # -- calibrated buffers -------------------------------------------------------------------
+    def store(self, key: str, stream: str, value: torch.Tensor) -> None:
+        """Keep a computed value for later cached steps (through the branch's calibrator)."""
+        calibrator = self.branch.calibrators.get(stream)
+        if calibrator is not None:
+            calibrator.update(value)
+        else:
+            self.branch.buffers[key] = value
+
+    def recall(self, key: str, stream: str) -> torch.Tensor | None:
+        """The value a cached step uses: the calibrator's forecast, or the stored value."""
+        calibrator = self.branch.calibrators.get(stream)
+        if calibrator is not None:
+            return calibrator.approximate()
+        return self.branch.buffers.get(key)
+
+    def stats(self) -> dict[str, Any]:
+        """Plain-Python snapshot of the request's statistics."""
+        return {
+            "cached_steps": list(self.cond.cached_steps),
+            "residual_diffs": {str(k): v for k, v in self.cond.residual_diffs.items()},
+            "cfg_cached_steps": list(self.cfg.cached_steps),
+            "cfg_residual_diffs": {str(k): v for k, v in self.cfg.residual_diffs.items()},
+            "accumulated_cached_steps": self.cond.accumulated_cached_steps,
+            "cfg_accumulated_cached_steps": self.cfg.accumulated_cached_steps,
+            "accumulated_executed_steps": self.accumulated_executed_steps,
+            "accumulated_transformer_executed_steps": self.accumulated_transformer_executed_steps,
+        }
+
+
+def _as_float(value: Any) -> float:
+    return float(value.item() if isinstance(value, torch.Tensor) else value)

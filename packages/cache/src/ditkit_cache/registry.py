@@ -1,0 +1,192 @@
+"""``BlockAdapterRegister``: which pipelines and transformers ditkit knows, as data.
+
+A model family is one diffusers transformer class. Its entry is a
+:class:`~ditkit_interfaces.TransformerSpec` (the block lists, their forward patterns, whether CFG
+runs as a separate call) keyed by a class-name prefix; the prefix matches the pipeline's class
+(``FluxPipeline``, ``FluxImg2ImgPipeline``, …) or, for transformer-only use, the transformer's
+(``FluxTransformer2DModel``). A ``BlockSpec`` with ``dummy=True`` is merged into the list before
+it (its blocks run inside that list's cached wrapper; the attribute is emptied during forward).
+
+Custom factories can still be registered the cache-dit way::
+
+    @BlockAdapterRegister.register("MyModel")
+    def my_adapter(pipe, **kwargs) -> BlockAdapter: ...
+
+Example:
+    >>> BlockAdapterRegister.is_supported("QwenImageEditPipeline")
+    True
+    >>> [BlockAdapterRegister.has_separate_cfg(p) for p in ("WanPipeline", "FluxPipeline")]
+    [True, False]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ditkit_interfaces import (
+    BlockSpec,
+    ForwardPattern,
+    NameRegistry,
+    TransformerSpec,
+    UnsupportedModelError,
+)
+
+from .adapter import BlockAdapter, FakeDiffusionPipeline
+
+__all__ = ["FAMILY_SPECS", "SEPARATE_CFG_PREFIXES", "BlockAdapterRegister", "adapter_from_spec"]
+
+P = ForwardPattern
+
+#: pipeline-class prefix -> (transformer-class prefix, spec). The data behind the registry.
+FAMILY_SPECS: dict[str, TransformerSpec] = {
+    "Flux": TransformerSpec(
+        "FluxTransformer2DModel",
+        (
+            BlockSpec("transformer_blocks", P.Pattern_1),
+            BlockSpec("single_transformer_blocks", P.Pattern_1, dummy=True),
+        ),
+    ),
+    "QwenImage": TransformerSpec(
+        "QwenImageTransformer2DModel",
+        (BlockSpec("transformer_blocks", P.Pattern_1),),
+        has_separate_cfg=True,
+    ),
+    "Wan": TransformerSpec(
+        "WanTransformer3DModel", (BlockSpec("blocks", P.Pattern_2),), has_separate_cfg=True
+    ),
+}
+
+#: cache-dit 1.5.3's list of pipeline prefixes whose CFG is a separate transformer call.
+SEPARATE_CFG_PREFIXES = (
+    "QwenImage",
+    "Wan",
+    "CogView4",
+    "Cosmos",
+    "SkyReelsV2",
+    "Chroma",
+    "Lumina2",
+    "Kandinsky5",
+    "ChronoEdit",
+    "HunyuanVideo15",
+    "OvisImage",
+    "BooguImage",
+    "JoyImage",
+)
+
+AdapterFactory = Callable[..., BlockAdapter]
+
+
+def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockAdapter:
+    """A :class:`BlockAdapter` for ``pipe`` (or a bare transformer) built from a family spec.
+
+    A second transformer (``pipe.transformer_2``, Wan 2.2's low-noise expert) gets the same lists.
+    """
+    transformers = [pipe.transformer]
+    second = getattr(pipe, "transformer_2", None)
+    if isinstance(second, torch.nn.Module):
+        transformers.append(second)
+    blocks, names, patterns, dummies = [], [], [], []
+    for transformer in transformers:
+        t_blocks, t_names, t_patterns = [], [], []
+        for block_spec in spec.blocks:
+            modules = getattr(transformer, block_spec.attribute)
+            if block_spec.dummy and t_blocks:
+                t_blocks[-1] = torch.nn.ModuleList([*t_blocks[-1], *modules])
+                dummies.append(block_spec.attribute)
+                continue
+            t_blocks.append(modules)
+            t_names.append(block_spec.attribute)
+            t_patterns.append(block_spec.forward_pattern)
+        blocks.append(t_blocks)
+        names.append(t_names)
+        patterns.append(t_patterns)
+    single = len(transformers) == 1
+    return BlockAdapter(
+        pipe=pipe,
+        transformer=transformers[0] if single else transformers,
+        blocks=blocks[0] if single else blocks,
+        blocks_name=names[0] if single else names,
+        forward_pattern=patterns[0] if single else patterns,
+        dummy_blocks_names=list(dict.fromkeys(dummies)),
+        has_separate_cfg=spec.has_separate_cfg,
+        check_forward_pattern=True,
+        **kwargs,
+    )
+
+
+def _spec_factory(spec: TransformerSpec) -> AdapterFactory:
+    def factory(pipe: Any, **kwargs: Any) -> BlockAdapter:
+        return adapter_from_spec(pipe, spec, **kwargs)
+
+    return factory
+
+
+class BlockAdapterRegister:
+    """The registry of model families (class-level: it maps names to factories, holds no state)."""
+
+    _adapters: NameRegistry[AdapterFactory] = NameRegistry("block adapters")
+    _transformer_prefixes: NameRegistry[str] = NameRegistry("transformer classes")
+
+    @classmethod
+    def register(cls, name: str) -> Callable[[AdapterFactory], AdapterFactory]:
+        """Decorator registering ``factory(pipe, **kwargs) -> BlockAdapter`` for a prefix."""
+
+        def decorator(factory: AdapterFactory) -> AdapterFactory:
+            cls._adapters.add(name, factory, replace=True)
+            return factory
+
+        return decorator
+
+    @classmethod
+    def _key(cls, pipe_or_module: Any) -> str:
+        if isinstance(pipe_or_module, str):
+            name = pipe_or_module
+        else:
+            target = pipe_or_module
+            if isinstance(target, FakeDiffusionPipeline):
+                target = target.transformer
+            name = type(target).__name__
+        return cls._transformer_prefixes.match(name) or name
+
+    @classmethod
+    def get_adapter(cls, pipe_or_module: Any, **kwargs: Any) -> BlockAdapter:
+        """The registered adapter for a pipeline, a transformer, or a class name."""
+        key = cls._key(pipe_or_module)
+        factory = cls._adapters.match(key)
+        if factory is None:
+            name = (
+                pipe_or_module if isinstance(pipe_or_module, str) else type(pipe_or_module).__name__
+            )
+            raise UnsupportedModelError(
+                f"{name} is not a registered model family; describe its blocks with "
+                "BlockAdapter(pipe=..., transformer=..., blocks=..., forward_pattern=...) "
+                "(see supported_pipelines())"
+            )
+        if isinstance(pipe_or_module, str):
+            raise UnsupportedModelError("get_adapter needs the pipeline or transformer itself")
+        pipe = pipe_or_module
+        if isinstance(pipe, torch.nn.Module):
+            pipe = FakeDiffusionPipeline(pipe)
+        return factory(pipe, **kwargs)
+
+    @classmethod
+    def is_supported(cls, pipe_or_module: Any) -> bool:
+        return cls._adapters.match(cls._key(pipe_or_module)) is not None
+
+    @classmethod
+    def has_separate_cfg(cls, pipe_or_module: Any) -> bool:
+        key = cls._key(pipe_or_module)
+        return any(key.startswith(prefix) for prefix in SEPARATE_CFG_PREFIXES)
+
+    @classmethod
+    def supported_pipelines(cls, **kwargs: Any) -> tuple[int, list[str]]:
+        prefixes = cls._adapters.prefixes()
+        return len(prefixes), [f"{p}*" for p in prefixes]
+
+
+for _prefix, _spec in FAMILY_SPECS.items():
+    BlockAdapterRegister._adapters.add(_prefix, _spec_factory(_spec))
+    BlockAdapterRegister._transformer_prefixes.add(_spec.transformer_class, _prefix)
