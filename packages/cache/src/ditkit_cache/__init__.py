@@ -23,9 +23,11 @@ from ditkit_interfaces import (
 from .__about__ import __version__
 from .adapter import BlockAdapter, FakeDiffusionPipeline
 from .api import disable_cache, enable_cache, get_adapter, refresh_context
+from .config_loading import load_cache_config
 from .params import ParamsModifier
 from .patch_functor import PatchFunctor
 from .registry import BlockAdapterRegister
+from .steps_mask import block_range, steps_mask
 from .summary import CacheStats, strify, summary
 
 
@@ -47,11 +49,14 @@ __all__ = [
     "ParamsModifier",
     "PatchFunctor",
     "__version__",
+    "block_range",
     "cache_type",
     "disable_cache",
     "enable_cache",
     "get_adapter",
+    "load_cache_config",
     "refresh_context",
+    "steps_mask",
     "strify",
     "summary",
     "supported_pipelines",

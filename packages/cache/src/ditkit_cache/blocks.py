@@ -123,6 +123,7 @@ class CachedBlocks(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, blocks={len(self.blocks)}, pattern={self.pattern.name}"
 
+    @torch.compiler.disable(recursive=False)
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         encoder, args = take_encoder(self.pattern, args, kwargs)
         hidden, encoder = self._cached_forward(hidden_states, encoder, args, kwargs)

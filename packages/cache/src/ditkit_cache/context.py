@@ -147,6 +147,7 @@ class CacheContext:
         parity = self.current_transformer_step % 2
         return parity == 0 if self.cfg_compute_first else parity == 1
 
+    @torch.compiler.disable
     def mark_step_begin(self) -> None:
         """Advance the counters for a new transformer call and select its branch."""
         self.transformer_executed_steps += 1
@@ -166,6 +167,7 @@ class CacheContext:
         for calibrator in self.branch.calibrators.values():
             calibrator.mark_step_begin(self.current_step)
 
+    @torch.compiler.disable
     def add_cached_step(self) -> None:
         branch = self.branch
         branch.continuous_cached_steps += 1
@@ -206,6 +208,7 @@ class CacheContext:
             return False
         return None
 
+    @torch.compiler.disable
     def can_cache(
         self, residual: torch.Tensor, threshold: float | None = None, previous_key: str = "Fn"
     ) -> bool:
@@ -271,6 +274,7 @@ class CacheContext:
         return mean_diff / mean_prev if mean_prev > 0.0 else float("inf")
 
     # -- calibrated buffers -------------------------------------------------------------------
+    @torch.compiler.disable
     def store(self, key: str, stream: str, value: torch.Tensor) -> None:
         """Keep a computed value for later cached steps (through the branch's calibrator)."""
         calibrator = self.branch.calibrators.get(stream)
@@ -279,6 +283,7 @@ class CacheContext:
         else:
             self.branch.buffers[key] = value
 
+    @torch.compiler.disable
     def recall(self, key: str, stream: str) -> torch.Tensor | None:
         """The value a cached step uses: the calibrator's forecast, or the stored value."""
         calibrator = self.branch.calibrators.get(stream)

@@ -93,19 +93,23 @@ class PruneContext(CacheContext):
         cap = 2 * self.threshold if cap is None else cap
         return max(relaxed, self.threshold) if relaxed < cap else self.threshold
 
+    @torch.compiler.disable
     def can_prune(self, block: int, hidden: torch.Tensor) -> bool:
         """Compare ``hidden``, block ``block``'s input, with its input at its last computed step."""
         return self.can_cache(hidden, self.step_threshold(), previous_key=f"input_{block}")
 
+    @torch.compiler.disable
     def add_pruned_step(self) -> None:
         if self.current_step not in self.branch.cached_steps:
             self.add_cached_step()
 
+    @torch.compiler.disable
     def record_blocks(self, pruned: int, actual: int) -> None:
         cfg = self.is_cfg_step()
         (self.cfg_pruned_blocks if cfg else self.pruned_blocks).append(pruned)
         (self.cfg_actual_blocks if cfg else self.actual_blocks).append(actual)
 
+    @torch.compiler.disable
     def store_block(self, stream: str, block: int, value: torch.Tensor) -> None:
         key = f"{stream}_{block}"
         calibrators = self.branch.calibrators
@@ -149,6 +153,7 @@ class PrunedBlocks(torch.nn.Module):
         self.pattern = pattern
         self.context = context
 
+    @torch.compiler.disable(recursive=False)
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         encoder, args = take_encoder(self.pattern, args, kwargs)
         ctx = self.context()

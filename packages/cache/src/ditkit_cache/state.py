@@ -37,8 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -194,6 +193,7 @@ class TransformerCache:
             return None
         return steps * (2 if context.separate_cfg else 1)
 
+    @torch.compiler.disable
     def _detect_new_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if self.new_request_pending:  # a pipeline call started, or a refresh was asked for
             self.new_request_pending = False
@@ -262,32 +262,41 @@ class TransformerCache:
         if vars(transformer).get(ATTRIBUTE) is self:
             delattr(transformer, ATTRIBUTE)
 
-    @contextmanager
-    def _swapped_block_lists(self) -> Iterator[None]:
+    @torch.compiler.disable
+    def _swap_in(self) -> list[tuple[torch.nn.Module, str, torch.nn.Module]]:
+        """Put each cached list's wrapper (and an empty list for each dummy) in place."""
         transformer = self.transformer
         saved: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
         try:
             for block_list in self.block_lists:
                 parent, leaf = _resolve(transformer, block_list.attribute)
                 saved.append((parent, leaf, parent._modules[leaf]))
-                wrapper = torch.nn.ModuleList([self.wrappers[block_list.name]])
-                parent._modules[leaf] = wrapper
+                parent._modules[leaf] = torch.nn.ModuleList([self.wrappers[block_list.name]])
                 for dummy in block_list.dummy_attributes:
                     dummy_parent, dummy_leaf = _resolve(transformer, dummy)
                     saved.append((dummy_parent, dummy_leaf, dummy_parent._modules[dummy_leaf]))
                     dummy_parent._modules[dummy_leaf] = torch.nn.ModuleList()
-            yield
-        finally:
-            for parent, leaf, original in reversed(saved):
-                parent._modules[leaf] = original
+        except BaseException:
+            self._swap_out(saved)
+            raise
+        return saved
+
+    @staticmethod
+    @torch.compiler.disable
+    def _swap_out(saved: list[tuple[torch.nn.Module, str, torch.nn.Module]]) -> None:
+        for parent, leaf, original in reversed(saved):
+            parent._modules[leaf] = original
 
     @torch.compiler.disable(recursive=False)
     def _cached_forward(self, *args: Any, **kwargs: Any) -> Any:
         if not self.block_lists:
             return self._original_forward(*args, **kwargs)
         self._detect_new_request(args, kwargs)
-        with self._swapped_block_lists():
+        saved = self._swap_in()
+        try:
             return self._original_forward(*args, **kwargs)
+        finally:
+            self._swap_out(saved)
 
     # -- refresh -------------------------------------------------------------------------------
     def refresh(self, **config_updates: Any) -> None:

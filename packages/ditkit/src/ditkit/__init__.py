@@ -42,6 +42,12 @@ from ditkit_interfaces import (
 from . import _lazy
 from .__about__ import __version__
 from .api import enable_cache
+from .configs import (
+    load_attn_backend_config,
+    load_configs,
+    load_parallelism_config,
+    load_quantize_config,
+)
 
 version_tuple = tuple(int(part) for part in __version__.split(".")[:3])
 
@@ -85,6 +91,10 @@ __all__ = [
     "__version__",
     "cache_type",
     "enable_cache",
+    "load_attn_backend_config",
+    "load_configs",
+    "load_parallelism_config",
+    "load_quantize_config",
     "version_tuple",
     *_lazy.FORWARDED,
 ]
