@@ -81,7 +81,7 @@ def all_packages(session: nox.Session) -> None:
     WHEELHOUSE.mkdir(parents=True)
     folders = [str(ROOT / "packages" / p) for p in PACKAGES]
     session.run("pip", "wheel", "--no-deps", "-q", "-w", str(WHEELHOUSE), *folders)
-    wheels = sorted(str(w) for w in WHEELHOUSE.glob("*.whl"))
+    wheels = sorted(f"{w}[test]" for w in WHEELHOUSE.glob("*.whl"))  # with their test extras
     _install(session, "pytest", *wheels)
     session.env["DITKIT_WHEELHOUSE"] = str(WHEELHOUSE)
     tests = [str(ROOT / "packages" / p / "tests") for p in PACKAGES]

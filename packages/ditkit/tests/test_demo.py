@@ -1,4 +1,4 @@
-"""The demo (README command 1) runs a tiny pipeline and reports numbers that add up."""
+"""The demo (README command 1) runs uncached and cached and reports numbers that add up."""
 
 import json
 import subprocess
@@ -13,9 +13,9 @@ def test_demo_runs_and_writes_consistent_numbers(tmp_path):
             "ditkit",
             "demo",
             "--steps",
-            "3",
+            "12",
             "--repeats",
-            "2",
+            "1",
             "--output",
             str(tmp_path),
         ],
@@ -26,10 +26,17 @@ def test_demo_runs_and_writes_consistent_numbers(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ditkit demo" in result.stdout
     data = json.loads((tmp_path / "demo.json").read_text())
-    assert data["steps"] == 3
+    assert data["steps"] == 12
     assert data["pipeline"] == "FluxPipeline"
-    assert len(data["runs_s"]) == 2
-    assert all(r > 0 for r in data["runs_s"])
-    assert min(data["runs_s"]) <= data["median_s"] <= max(data["runs_s"])
-    assert abs(data["ms_per_step"] - 1000 * data["median_s"] / 3) < 0.05
-    assert data["output_shape"][0] == 1
+    rows = {row["config"]: row for row in data["rows"]}
+    assert list(rows) == ["uncached", "DBCache static fast mask", "DBCache F1B0 dynamic"]
+    uncached, static, dynamic = rows.values()
+    assert uncached["cached_steps"] == [] and uncached["speedup"] == 1.0
+    assert uncached["psnr_db"] == float("inf") and uncached["max_abs_diff"] == 0.0
+    assert static["computed"] == 7  # steps_mask("fast", 12): 7 of 12 computed
+    assert static["computed"] + len(static["cached_steps"]) == 12
+    assert dynamic["cached_steps"]
+    for row in (static, dynamic):
+        assert 0 < row["psnr_db"] < float("inf")
+        assert row["max_abs_diff"] > 0
+        assert abs(row["speedup"] - uncached["seconds"] / row["seconds"]) < 0.02

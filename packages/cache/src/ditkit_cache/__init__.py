@@ -14,6 +14,7 @@ Example:
 from ditkit_interfaces import (
     BasicCacheConfig,
     CacheType,
+    ConfigError,
     DBCacheConfig,
     DBPruneConfig,
     ForwardPattern,
@@ -42,6 +43,7 @@ __all__ = [
     "BlockAdapterRegister",
     "CacheStats",
     "CacheType",
+    "ConfigError",
     "DBCacheConfig",
     "DBPruneConfig",
     "FakeDiffusionPipeline",

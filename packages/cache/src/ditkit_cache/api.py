@@ -167,22 +167,7 @@ def _list_configs(
             )
             list_cache.update(enable_separate_cfg=separate)
         list_cache = _fill_unset(list_cache)
-        count = len(entry.blocks)
-        if list_cache.Fn_compute_blocks + list_cache.Bn_compute_blocks > count:
-            raise ConfigError(
-                "Fn_compute_blocks + Bn_compute_blocks",
-                list_cache.Fn_compute_blocks + list_cache.Bn_compute_blocks,
-                f"at most the {count} blocks of {entry.blocks_name!r}",
-                fix=f"lower Fn_compute_blocks/Bn_compute_blocks so they sum to <= {count}",
-            )
-        cfg = list_cache
-        if cfg.enable_separate_cfg and cfg.cfg_compute_first and cfg.cfg_diff_compute_separate:
-            raise ConfigError(
-                "cfg_compute_first",
-                True,
-                "False while cfg_diff_compute_separate=True",
-                fix="set cfg_diff_compute_separate=False to compute the CFG branch first",
-            )
+        _check_list_config(list_cache, len(entry.blocks), entry.blocks_name)
         lists.append(
             BlockList(
                 name=entry.blocks_name,
@@ -195,6 +180,24 @@ def _list_configs(
             )
         )
     return lists
+
+
+def _check_list_config(config: BasicCacheConfig, count: int, name: str) -> None:
+    """What a block list's config must satisfy beyond the config's own checks."""
+    if config.Fn_compute_blocks + config.Bn_compute_blocks > count:
+        raise ConfigError(
+            "Fn_compute_blocks + Bn_compute_blocks",
+            config.Fn_compute_blocks + config.Bn_compute_blocks,
+            f"at most the {count} blocks of {name!r}",
+            fix=f"lower Fn_compute_blocks/Bn_compute_blocks so they sum to <= {count}",
+        )
+    if config.enable_separate_cfg and config.cfg_compute_first and config.cfg_diff_compute_separate:
+        raise ConfigError(
+            "cfg_compute_first",
+            True,
+            "False while cfg_diff_compute_separate=True",
+            fix="set cfg_diff_compute_separate=False to compute the CFG branch first",
+        )
 
 
 def _fill_unset(config: BasicCacheConfig) -> BasicCacheConfig:
@@ -347,13 +350,20 @@ def refresh_context(transformer: torch.nn.Module, **kwargs: Any) -> None:
     kwargs.pop("verbose", None)
     cache_config = kwargs.pop("cache_config", None)
     calibrator_config = kwargs.pop("calibrator_config", None)
-    for cache in caches:
+    updates = (
+        {k: v for k, v in cache_config.as_dict().items() if k != "cache_type"}
+        if cache_config is not None
+        else kwargs
+    )
+    plans = []
+    for cache in caches:  # check everything first: a bad refresh changes nothing
         for block_list in cache.block_lists:
-            if cache_config is not None:
-                merged = block_list.cache_config.copy().update(
-                    **{k: v for k, v in cache_config.as_dict().items() if k != "cache_type"}
-                )
-                block_list.cache_config = merged
-            if calibrator_config is not None:
-                block_list.calibrator_config = calibrator_config
-        cache.refresh(**kwargs)
+            merged = block_list.cache_config.copy().update(**updates)
+            _check_list_config(merged, len(cache.wrappers[block_list.name].blocks), block_list.name)
+            plans.append((block_list, merged))
+    for block_list, merged in plans:
+        block_list.cache_config = merged
+        if calibrator_config is not None:
+            block_list.calibrator_config = calibrator_config
+    for cache in caches:
+        cache.refresh()

@@ -147,7 +147,6 @@ class TransformerCache:
             else:
                 wrapper = CachedBlocks(block_list.name, blocks, block_list.pattern, getter)
             self.wrappers[block_list.name] = wrapper
-        self.start_request()
 
     # -- contexts and requests ----------------------------------------------------------------
     def _context_getter(self, name: str) -> Callable[[], CacheContext]:
@@ -212,10 +211,19 @@ class TransformerCache:
         current = self._remember_timestep(args, kwargs)
         if previous is None or current is None:
             return
-        if isinstance(current, torch.Tensor) and current.device.type != "cpu":
-            self.request.pending = current.max() > previous.max()  # read with the call's diff
-        elif float(torch.as_tensor(current).max()) > float(torch.as_tensor(previous).max()):
+        if isinstance(current, torch.Tensor) or isinstance(previous, torch.Tensor):
+            # a device-side flag, read in the same transfer as the call's diff
+            rose = torch.as_tensor(current).max() > torch.as_tensor(previous).max()
+            self.request.pending = rose.to(self._device(current, previous))
+        elif current > previous:
             self.start_request()
+
+    @staticmethod
+    def _device(*values: Any) -> torch.device:
+        for value in values:
+            if isinstance(value, torch.Tensor):
+                return value.device
+        return torch.device("cpu")
 
     def _remember_timestep(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         timestep = kwargs.get("timestep")
@@ -299,11 +307,7 @@ class TransformerCache:
             self._swap_out(saved)
 
     # -- refresh -------------------------------------------------------------------------------
-    def refresh(self, **config_updates: Any) -> None:
-        """Apply partial config updates to every list and start a new request at the next call."""
-        for block_list in self.block_lists:
-            if config_updates:
-                block_list.cache_config = block_list.cache_config.copy()
-                block_list.cache_config.update(**config_updates)
+    def refresh(self) -> None:
+        """Start a new request at the next call (with the block lists' current configs)."""
         self.new_request_pending = True
         self.start_request()
