@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ditkit_interfaces import AdapterError, ForwardPattern
+from ditkit_interfaces import AdapterError, ConfigError, ForwardPattern
 
 __all__ = ["BlockAdapter", "FakeDiffusionPipeline", "ResolvedList", "ResolvedTransformer"]
 
@@ -63,6 +63,7 @@ class ResolvedList:
     forward_pattern: ForwardPattern
     dummy_blocks_names: tuple[str, ...] = ()
     params_modifier: Any = None
+    context_name: str = ""
 
 
 @dataclasses.dataclass
@@ -177,16 +178,21 @@ class BlockAdapter:
                 pattern = _pattern(t_patterns[list_index])
                 name = t_names[list_index] or _attribute_of(transformer, block_list)
                 modules = _as_blocks(block_list, name)
+                _check_blocks_name(transformer, name, modules)
                 self._check_pattern(transformer, modules, pattern, name)
                 dummies = tuple(self.dummy_blocks_names) if list_index == 0 else ()
                 for dummy in dummies:
                     if not isinstance(_get_path(transformer, dummy), torch.nn.ModuleList):
                         raise AdapterError(
                             f"BlockAdapter.dummy_blocks_names: {dummy!r} is not a "
-                            f"ModuleList of {type(transformer).__name__}"
+                            f"ModuleList of {type(transformer).__name__}; pass the name of "
+                            "the attribute whose blocks were merged into the cached list"
                         )
-                lists.append(ResolvedList(name, modules, pattern, dummies, modifiers[index]))
-                self.unique_blocks_name.append(name if count == 1 else f"{name}_{t_index}")
+                unique = name if count == 1 else f"{name}_{t_index}"
+                lists.append(
+                    ResolvedList(name, modules, pattern, dummies, modifiers[index], unique)
+                )
+                self.unique_blocks_name.append(unique)
                 index += 1
             resolved.append(ResolvedTransformer(transformer, lists))
         return resolved
@@ -200,6 +206,14 @@ class BlockAdapter:
         modifiers = list(modifiers)
         if len(modifiers) == 1 and total > 1:
             modifiers = modifiers * total
+        for modifier in modifiers:
+            if modifier is not None and not callable(getattr(modifier, "apply", None)):
+                raise ConfigError(
+                    "BlockAdapter.params_modifiers",
+                    type(modifier).__name__,
+                    "ParamsModifier entries",
+                    fix="wrap configs as ParamsModifier(cache_config=DBCacheConfig().reset(...))",
+                )
         if len(modifiers) != total:
             raise AdapterError(
                 f"BlockAdapter.params_modifiers has {len(modifiers)} entries for {total} block "
@@ -283,10 +297,13 @@ def _signature_problems(
     missing = pattern.missing_inputs(signature.parameters)
     if missing:
         problems.append(f"its forward lacks {', '.join(missing)}")
-    if check_outputs:
-        outputs = str(signature.return_annotation).count("torch.Tensor")
-        if outputs and outputs != len(pattern.Out):
-            problems.append(f"it returns {outputs} tensors, the pattern {len(pattern.Out)}")
+    annotation = signature.return_annotation
+    outputs = str(annotation).count("torch.Tensor")
+    single = annotation is torch.Tensor or annotation == "torch.Tensor"
+    if (check_outputs and outputs and outputs != len(pattern.Out)) or (
+        single and len(pattern.Out) == 2
+    ):
+        problems.append(f"it returns {outputs} tensor(s), the pattern {len(pattern.Out)}")
     return "; ".join(problems)
 
 
@@ -349,6 +366,24 @@ def _attribute_of(transformer: torch.nn.Module, blocks: Any) -> str:
         f"BlockAdapter: the given blocks are not an attribute of {type(transformer).__name__}; "
         "pass blocks_name= (the attribute the transformer's forward iterates)"
     )
+
+
+def _check_blocks_name(
+    transformer: torch.nn.Module, name: str, blocks: list[torch.nn.Module]
+) -> None:
+    """``name`` must be a ModuleList of the transformer whose blocks are among ``blocks``."""
+    attribute = _get_path(transformer, name)
+    if not isinstance(attribute, torch.nn.ModuleList):
+        raise AdapterError(
+            f"BlockAdapter.blocks_name={name!r} is not a ModuleList of "
+            f"{type(transformer).__name__}; name the attribute its forward iterates"
+        )
+    given = {id(block) for block in blocks}
+    if not all(id(block) in given for block in attribute):
+        raise AdapterError(
+            f"BlockAdapter.blocks_name={name!r} names a list whose blocks are not the given "
+            "blocks; pass the name of the list the blocks come from"
+        )
 
 
 def _get_path(root: torch.nn.Module, path: str) -> Any:

@@ -170,7 +170,7 @@ def _list_configs(
         _check_list_config(list_cache, len(entry.blocks), entry.blocks_name)
         lists.append(
             BlockList(
-                name=entry.blocks_name,
+                name=entry.context_name or entry.blocks_name,
                 attribute=entry.blocks_name,
                 pattern=entry.forward_pattern,
                 cache_config=list_cache,
@@ -190,6 +190,17 @@ def _check_list_config(config: BasicCacheConfig, count: int, name: str) -> None:
             config.Fn_compute_blocks + config.Bn_compute_blocks,
             f"at most the {count} blocks of {name!r}",
             fix=f"lower Fn_compute_blocks/Bn_compute_blocks so they sum to <= {count}",
+        )
+    if (
+        isinstance(config, DBPruneConfig)
+        and config.enable_separate_cfg
+        and not config.cfg_diff_compute_separate
+    ):
+        raise ConfigError(
+            "cfg_diff_compute_separate",
+            False,
+            "True with DBPrune (each block decides on its own input: no single diff to share)",
+            fix="drop cfg_diff_compute_separate=False, or use DBCacheConfig",
         )
     if config.enable_separate_cfg and config.cfg_compute_first and config.cfg_diff_compute_separate:
         raise ConfigError(
@@ -246,11 +257,17 @@ def enable_cache(
     cache_config = DBCacheConfig() if cache_config is None else cache_config
     if not isinstance(cache_config, BasicCacheConfig):
         raise ConfigError(
-            "cache_config", type(cache_config).__name__, "a DBCacheConfig or DBPruneConfig"
+            "cache_config",
+            type(cache_config).__name__,
+            "a DBCacheConfig or DBPruneConfig",
+            fix="pass cache_config=DBCacheConfig(...)",
         )
     if calibrator_config is not None and not isinstance(calibrator_config, CalibratorConfig):
         raise ConfigError(
-            "calibrator_config", type(calibrator_config).__name__, "a CalibratorConfig"
+            "calibrator_config",
+            type(calibrator_config).__name__,
+            "a CalibratorConfig",
+            fix="pass calibrator_config=TaylorSeerCalibratorConfig(...) (or FoCa/DMD)",
         )
     if cache_config.cache_type is CacheType.NONE:
         return pipe_or_adapter

@@ -41,6 +41,12 @@ def split_block_output(
     pattern: ForwardPattern, output: Any, encoder: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(hidden_states, encoder_hidden_states)`` from one block's output."""
+    return _split(pattern.Return_H_First, output, encoder)
+
+
+def _split(
+    hidden_first: bool, output: Any, encoder: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(output, torch.Tensor):
         return output, encoder
     if len(output) == 1:
@@ -48,7 +54,7 @@ def split_block_output(
     first, second = output[0], output[1]
     if not isinstance(second, torch.Tensor):  # (tensor, non-tensor): patterns 3-5
         return first, encoder
-    return (first, second) if pattern.Return_H_First else (second, first)
+    return (first, second) if hidden_first else (second, first)
 
 
 def run_blocks(
@@ -60,12 +66,13 @@ def run_blocks(
     kwargs: dict[str, Any],
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``blocks`` in order, threading the streams as the pattern says."""
+    takes_encoder, hidden_first = pattern.takes_encoder, pattern.Return_H_First
     for block in blocks:
-        if pattern.takes_encoder:
+        if takes_encoder:
             output = block(hidden, encoder, *args, **kwargs)
         else:
             output = block(hidden, *args, **kwargs)
-        hidden, encoder = split_block_output(pattern, output, encoder)
+        hidden, encoder = _split(hidden_first, output, encoder)
     return hidden, encoder
 
 
@@ -117,6 +124,7 @@ class CachedBlocks(torch.nn.Module):
         self.name = name
         object.__setattr__(self, "blocks", tuple(blocks))  # not children: no double registration
         self.pattern = pattern
+        self.returns_encoder = pattern.returns_encoder
         self.context = context
         self.residual = residual or _plain_residual
 
@@ -140,7 +148,7 @@ class CachedBlocks(torch.nn.Module):
         config = ctx.config
         count = len(self.blocks)
         first, last = config.Fn_compute_blocks, count - config.Bn_compute_blocks
-        pattern = self.pattern
+        pattern, returns_encoder = self.pattern, self.returns_encoder
         original = hidden
         hidden, encoder = run_blocks(pattern, self.blocks[:first], hidden, encoder, args, kwargs)
         fn_residual = self.residual(original, hidden)
@@ -157,7 +165,7 @@ class CachedBlocks(torch.nn.Module):
             del fn_residual
             stored = ctx.recall("Bn", "hidden")
             hidden = (hidden + stored if residual_mode else stored).contiguous()
-            if encoder is not None and pattern.returns_encoder:
+            if encoder is not None and returns_encoder:
                 stored_encoder = ctx.recall("Bn_encoder", "encoder")
                 if stored_encoder is not None:
                     encoder = encoder + stored_encoder if residual_mode else stored_encoder
@@ -171,7 +179,7 @@ class CachedBlocks(torch.nn.Module):
             )
             hidden = hidden.contiguous()
             ctx.store("Bn", "hidden", hidden - hidden_fn if residual_mode else hidden)
-            if encoder is not None and pattern.returns_encoder:
+            if encoder is not None and returns_encoder:
                 encoder = encoder.contiguous()
                 if encoder_fn is not None or not residual_mode:
                     value = encoder - encoder_fn if residual_mode else encoder

@@ -41,32 +41,23 @@ class PatchFunctor:
         if getattr(transformer, _RECORD, None) is not None:
             return transformer
         before = _snapshot(transformer)
-        patched = self._apply(transformer, *args, **kwargs)
-        if patched is not transformer:
-            raise TypeError(f"{type(self).__name__}._apply must patch and return the transformer")
-        after = _snapshot(transformer)
-        record = {
-            key: value for key, value in before.items() if after.get(key, _MISSING) is not value
-        }
-        record.update({key: _MISSING for key in after if key not in before})
-        object.__setattr__(transformer, _RECORD, record)
+        try:
+            patched = self._apply(transformer, *args, **kwargs)
+            if patched is not transformer:
+                name = type(self).__name__
+                raise TypeError(f"{name}._apply must patch and return the transformer")
+        except BaseException:
+            _restore(transformer, _changes(before, _snapshot(transformer)))  # nothing half-done
+            raise
+        object.__setattr__(transformer, _RECORD, _changes(before, _snapshot(transformer)))
         return transformer
 
     @staticmethod
     def restore(transformer: torch.nn.Module) -> torch.nn.Module:
         """Undo what :meth:`apply` changed on ``transformer`` and its submodules."""
         record = vars(transformer).pop(_RECORD, None)
-        if not record:
-            return transformer
-        modules = dict(transformer.named_modules())
-        for (path, attribute), value in record.items():
-            module = modules.get(path)
-            if module is None:
-                continue
-            if value is _MISSING:
-                vars(module).pop(attribute, None)
-            else:
-                vars(module)[attribute] = value
+        if record:
+            _restore(transformer, record)
         return transformer
 
     @staticmethod
@@ -74,12 +65,42 @@ class PatchFunctor:
         return getattr(transformer, _RECORD, None) is not None
 
 
-def _snapshot(transformer: torch.nn.Module) -> dict[tuple[str, str], Any]:
-    """Plain instance attributes (not parameters, buffers or submodules) of every module."""
-    snapshot = {}
-    for path, module in transformer.named_modules():
+def _snapshot(transformer: torch.nn.Module) -> dict[tuple[str, str, str], Any]:
+    """Every module's public instance attributes and its child modules, by module path."""
+    snapshot: dict[tuple[str, str, str], Any] = {}
+    for path, module in transformer.named_modules(remove_duplicate=False):
         for attribute, value in vars(module).items():
-            if attribute.startswith("_"):
-                continue
-            snapshot[(path, attribute)] = value
+            if not attribute.startswith("_"):
+                snapshot[(path, "attr", attribute)] = value
+        for name, child in module._modules.items():
+            snapshot[(path, "child", name)] = child
     return snapshot
+
+
+def _changes(before: dict, after: dict) -> dict:
+    """What to put back: changed or removed entries keep their old value, new ones go."""
+    record = {key: value for key, value in before.items() if after.get(key, _MISSING) is not value}
+    record.update({key: _MISSING for key in after if key not in before})
+    return record
+
+
+def _restore(transformer: torch.nn.Module, record: dict) -> None:
+    # children first: attribute paths below a replaced child resolve once it is back
+    for (path, kind, name), value in sorted(record.items(), key=lambda item: item[0][1] != "child"):
+        module = _module_at(transformer, path)
+        if module is None:
+            continue
+        store = module._modules if kind == "child" else vars(module)
+        if value is _MISSING:
+            store.pop(name, None)
+        else:
+            store[name] = value
+
+
+def _module_at(root: torch.nn.Module, path: str) -> torch.nn.Module | None:
+    module: Any = root
+    for part in path.split(".") if path else []:
+        module = module._modules.get(part) if isinstance(module, torch.nn.Module) else None
+        if module is None:
+            return None
+    return module

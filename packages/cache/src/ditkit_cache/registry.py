@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ditkit_interfaces import (
+    AdapterError,
     BlockSpec,
     ForwardPattern,
     NameRegistry,
@@ -92,7 +93,13 @@ def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockA
     for transformer in transformers:
         t_blocks, t_names, t_patterns = [], [], []
         for block_spec in spec.blocks:
-            modules = getattr(transformer, block_spec.attribute)
+            modules = getattr(transformer, block_spec.attribute, None)
+            if not isinstance(modules, torch.nn.ModuleList):
+                raise AdapterError(
+                    f"{type(pipe).__name__}'s transformer {type(transformer).__name__} has no "
+                    f"block list {block_spec.attribute!r} ({spec.transformer_class} expected); "
+                    "describe it with BlockAdapter(transformer=, blocks=, forward_pattern=)"
+                )
             if block_spec.dummy and t_blocks:
                 t_blocks[-1] = torch.nn.ModuleList([*t_blocks[-1], *modules])
                 dummies.append(block_spec.attribute)

@@ -147,6 +147,9 @@ class TransformerCache:
             else:
                 wrapper = CachedBlocks(block_list.name, blocks, block_list.pattern, getter)
             self.wrappers[block_list.name] = wrapper
+        # the lists put in place during a call, built once
+        self._stand_ins = {n: torch.nn.ModuleList([w]) for n, w in self.wrappers.items()}
+        self._empty = torch.nn.ModuleList()
 
     # -- contexts and requests ----------------------------------------------------------------
     def _context_getter(self, name: str) -> Callable[[], CacheContext]:
@@ -279,11 +282,11 @@ class TransformerCache:
             for block_list in self.block_lists:
                 parent, leaf = _resolve(transformer, block_list.attribute)
                 saved.append((parent, leaf, parent._modules[leaf]))
-                parent._modules[leaf] = torch.nn.ModuleList([self.wrappers[block_list.name]])
+                parent._modules[leaf] = self._stand_ins[block_list.name]
                 for dummy in block_list.dummy_attributes:
                     dummy_parent, dummy_leaf = _resolve(transformer, dummy)
                     saved.append((dummy_parent, dummy_leaf, dummy_parent._modules[dummy_leaf]))
-                    dummy_parent._modules[dummy_leaf] = torch.nn.ModuleList()
+                    dummy_parent._modules[dummy_leaf] = self._empty
         except BaseException:
             self._swap_out(saved)
             raise
