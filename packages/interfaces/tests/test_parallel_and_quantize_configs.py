@@ -150,3 +150,22 @@ def test_svdq_helpers_and_tags():
 def test_quantize_invalid(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         QuantizeConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "size"),
+    [
+        (dict(ulysses_size=4), 4),
+        (dict(ulysses_size=2, ring_size=4), 8),
+        (dict(ring_size=2, ulysses_size=2, tp_size=2), 8),
+        (dict(tp_size=2), 2),
+        (dict(ulysses_size=1), 1),
+    ],
+)
+def test_extra_module_world_sizes_do_not_recurse(kwargs, size):
+    # cache-dit 1.5.3's vae_world_size returned itself: RecursionError
+    cfg = ParallelismConfig(**kwargs)
+    assert cfg.vae_world_size == size
+    assert cfg.auto_encoder_world_size == size
+    assert cfg.text_encoder_world_size == size
+    assert cfg.controlnet_world_size == size

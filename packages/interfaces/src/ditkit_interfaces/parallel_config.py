@@ -182,6 +182,38 @@ class ParallelismConfig(ConfigBase):
     def enabled(self) -> bool:
         return self.cp_enabled() or self.tp_enabled() or bool(self.use_ray)
 
+    def extra_module_world_size(self) -> int:
+        """The ranks an extra module (text encoder, VAE, ControlNet) is spread over.
+
+        The whole transformer layout for hybrid and USP meshes, the larger of Ulysses and Ring
+        for plain context parallelism, the TP degree for tensor parallelism, else 1.
+        """
+        ulysses, ring, tp = self.ulysses_size or 1, self.ring_size or 1, self.tp_size or 1
+        if self.hybrid_enabled():
+            return ulysses * ring * tp
+        if self.usp_enabled():
+            return ulysses * ring
+        if self.cp_enabled():
+            return max(ulysses, ring)
+        return tp if self.tp_enabled() else 1
+
+    @property
+    def text_encoder_world_size(self) -> int:
+        return self.extra_module_world_size()
+
+    @property
+    def auto_encoder_world_size(self) -> int:
+        return self.extra_module_world_size()
+
+    @property
+    def vae_world_size(self) -> int:
+        """cache-dit's property returned itself (infinite recursion); here it is the VAE's size."""
+        return self.extra_module_world_size()
+
+    @property
+    def controlnet_world_size(self) -> int:
+        return self.extra_module_world_size()
+
     @property
     def world_size(self) -> int:
         """The number of ranks the transformer layout needs (product of the sizes)."""
