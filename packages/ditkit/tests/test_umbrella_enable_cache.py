@@ -70,11 +70,40 @@ def test_missing_component_raises_before_anything_is_patched():
     assert not hasattr(pipe.transformer, "_ditkit_cache")
 
 
-def test_calibrator_config_without_the_calibrators_package_names_it():
+def test_calibrator_config_without_the_calibrators_package_names_it(monkeypatch):
+    from ditkit_interfaces.capabilities import COMPONENTS, Component
+
+    ghost = Component(
+        "calibrators",
+        "ditkit_calibrators_not_here",
+        "ditkit-calibrators",
+        "pip install ditkit-calibrators",
+    )
+    monkeypatch.setitem(COMPONENTS, "calibrators", ghost)
     pipe = build_tiny_pipeline("flux")
     with pytest.raises(MissingComponentError, match="ditkit-calibrators"):
-        ditkit.enable_cache(pipe, calibrator_config=ditkit.TaylorSeerCalibratorConfig())
+        ditkit.enable_cache(
+            pipe,
+            ditkit.DBCacheConfig(Fn_compute_blocks=1),
+            calibrator_config=ditkit.TaylorSeerCalibratorConfig(),
+        )
     assert not hasattr(pipe.transformer, "_ditkit_cache")
+
+
+def test_calibrator_config_uses_the_installed_calibrators():
+    pipe = build_tiny_pipeline("flux")
+    mask = ditkit.steps_mask(mask_policy="fast", total_steps=12)
+    config = ditkit.DBCacheConfig(
+        Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static"
+    )
+    ditkit.enable_cache(pipe, config)
+    plain = run_tiny_pipeline(pipe, "flux", num_inference_steps=12)
+    ditkit.disable_cache(pipe)
+    ditkit.enable_cache(pipe, config, calibrator_config=ditkit.TaylorSeerCalibratorConfig())
+    calibrated = run_tiny_pipeline(pipe, "flux", num_inference_steps=12)
+    assert ditkit.strify(pipe).endswith("_T1O1")
+    assert not torch.equal(calibrated, plain)
+    assert torch.isfinite(calibrated).all()
 
 
 def test_attention_backend_is_applied_through_diffusers():
