@@ -17,7 +17,7 @@ import torch
 
 from ditkit_interfaces import ConfigError
 
-__all__ = ["check_choice", "check_float", "check_int", "layout", "reject_unknown"]
+__all__ = ["StepClock", "check_choice", "check_float", "check_int", "layout", "reject_unknown"]
 
 
 def check_int(owner: str, name: str, value: Any, minimum: int) -> int:
@@ -60,3 +60,21 @@ def reject_unknown(owner: str, kwargs: dict[str, Any], known: tuple[str, ...]) -
 def layout(value: torch.Tensor) -> tuple[torch.Size, torch.dtype, torch.device]:
     """What must stay the same between the values one calibrator combines."""
     return value.shape, value.dtype, value.device
+
+
+class StepClock:
+    """The denoising step of the current call, as ``mark_step_begin`` last set it."""
+
+    _step: int | None = None
+
+    @property
+    def current_step(self) -> int | None:
+        return self._step
+
+    def _current_step(self, what: str) -> int:
+        if self._step is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.{what}() before mark_step_begin(step): the calibrator "
+                "needs the denoising step index of the call"
+            )
+        return self._step

@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from ._common import check_choice, check_float, check_int, layout, reject_unknown
+from ._common import StepClock, check_choice, check_float, check_int, layout, reject_unknown
 from .taylorseer import TaylorSeerCalibrator
 
 __all__ = ["SVD_PRECISIONS", "DMDCalibrator", "DMDFit"]
@@ -127,7 +127,7 @@ def fit_item(
     return DMDFit(modes, eigenvalues, amplitudes.solution[:, 0], r)
 
 
-class DMDCalibrator:
+class DMDCalibrator(StepClock):
     """Dynamic Mode Decomposition forecaster for one stream (formulas in the module docstring).
 
     Args:
@@ -251,15 +251,3 @@ class DMDCalibrator:
     def fits(self) -> list[DMDFit | None]:
         """The per-item fits of the last DMD forecast (``None`` for a degenerate item)."""
         return list(self._fits)
-
-    @property
-    def current_step(self) -> int | None:
-        return self._step
-
-    def _current_step(self, what: str) -> int:
-        if self._step is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.{what}() before mark_step_begin(step): the calibrator "
-                "needs the denoising step index of the call"
-            )
-        return self._step

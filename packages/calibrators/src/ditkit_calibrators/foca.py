@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from ._common import layout, reject_unknown
+from ._common import StepClock, layout, reject_unknown
 
 __all__ = ["FoCaCalibrator", "foca_forecast"]
 
@@ -69,7 +69,7 @@ def foca_forecast(
     return (full + slope * 1.5) * weight + full * (1.0 - weight)
 
 
-class FoCaCalibrator:
+class FoCaCalibrator(StepClock):
     """cache-dit's FoCa forecaster for one stream (see the module docstring for the formula).
 
     FoCa has no options; any keyword argument (e.g. from ``calibrator_kwargs``) is a
@@ -137,14 +137,3 @@ class FoCaCalibrator:
         return prediction
 
     # -- introspection -------------------------------------------------------------------------
-    @property
-    def current_step(self) -> int | None:
-        return self._step
-
-    def _current_step(self, what: str) -> int:
-        if self._step is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.{what}() before mark_step_begin(step): the calibrator "
-                "needs the denoising step index of the call"
-            )
-        return self._step

@@ -40,12 +40,12 @@ from typing import Any
 
 import torch
 
-from ._common import check_int, layout, reject_unknown
+from ._common import StepClock, check_int, layout, reject_unknown
 
 __all__ = ["TaylorSeerCalibrator", "cache_dit_taylor_forecast"]
 
 
-class TaylorSeerCalibrator:
+class TaylorSeerCalibrator(StepClock):
     """Newton-form polynomial extrapolation of one stream's cached value.
 
     Args:
@@ -123,18 +123,6 @@ class TaylorSeerCalibrator:
     def computed_steps(self) -> list[int]:
         """The steps the polynomial interpolates, newest first."""
         return list(self._nodes)
-
-    @property
-    def current_step(self) -> int | None:
-        return self._step
-
-    def _current_step(self, what: str) -> int:
-        if self._step is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.{what}() before mark_step_begin(step): the calibrator "
-                "needs the denoising step index of the call"
-            )
-        return self._step
 
 
 def cache_dit_taylor_forecast(
