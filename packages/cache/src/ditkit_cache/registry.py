@@ -28,37 +28,18 @@ import torch
 
 from ditkit_interfaces import (
     AdapterError,
-    BlockSpec,
-    ForwardPattern,
     NameRegistry,
     TransformerSpec,
     UnsupportedModelError,
 )
 
 from .adapter import BlockAdapter, FakeDiffusionPipeline
+from .families import IMAGE_FAMILIES, VIDEO_FAMILIES
 
 __all__ = ["FAMILY_SPECS", "SEPARATE_CFG_PREFIXES", "BlockAdapterRegister", "adapter_from_spec"]
 
-P = ForwardPattern
-
-#: pipeline-class prefix -> (transformer-class prefix, spec). The data behind the registry.
-FAMILY_SPECS: dict[str, TransformerSpec] = {
-    "Flux": TransformerSpec(
-        "FluxTransformer2DModel",
-        (
-            BlockSpec("transformer_blocks", P.Pattern_1),
-            BlockSpec("single_transformer_blocks", P.Pattern_1, dummy=True),
-        ),
-    ),
-    "QwenImage": TransformerSpec(
-        "QwenImageTransformer2DModel",
-        (BlockSpec("transformer_blocks", P.Pattern_1),),
-        has_separate_cfg=True,
-    ),
-    "Wan": TransformerSpec(
-        "WanTransformer3DModel", (BlockSpec("blocks", P.Pattern_2),), has_separate_cfg=True
-    ),
-}
+#: pipeline-class prefix -> spec: the data behind the registry (one module per modality).
+FAMILY_SPECS: dict[str, TransformerSpec] = {**IMAGE_FAMILIES, **VIDEO_FAMILIES}
 
 #: cache-dit 1.5.3's list of pipeline prefixes whose CFG is a separate transformer call.
 SEPARATE_CFG_PREFIXES = (
