@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import torch
@@ -30,11 +31,12 @@ _MISSING = object()
 _RECORD = "_ditkit_patch_record"
 
 
-class PatchFunctor:
+class PatchFunctor(abc.ABC):
     """Base class: subclasses implement :meth:`_apply` (and may use any instance patching)."""
 
+    @abc.abstractmethod
     def _apply(self, transformer: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must implement _apply(transformer)")
+        """Patch ``transformer`` in place and return it."""
 
     def apply(self, transformer: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.nn.Module:
         """Patch ``transformer`` once (a second call is a no-op) and record how to undo it."""
