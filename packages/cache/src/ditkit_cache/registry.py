@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ from ditkit_interfaces import (
 )
 
 from .adapter import BlockAdapter, FakeDiffusionPipeline
-from .families import IMAGE_FAMILIES, VIDEO_FAMILIES
+from .families import IMAGE_FAMILIES, UNSUPPORTED, VIDEO_FAMILIES
 
 __all__ = ["FAMILY_SPECS", "SEPARATE_CFG_PREFIXES", "BlockAdapterRegister", "adapter_from_spec"]
 
@@ -92,6 +93,8 @@ def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockA
         names.append(t_names)
         patterns.append(t_patterns)
     single = len(transformers) == 1
+    if spec.patch_functor is not None and "patch_functor" not in kwargs:
+        kwargs["patch_functor"] = _functor(spec.patch_functor)
     return BlockAdapter(
         pipe=pipe,
         transformer=transformers[0] if single else transformers,
@@ -103,6 +106,23 @@ def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockA
         check_forward_pattern=True,
         **kwargs,
     )
+
+
+def _functor(name: str) -> Any:
+    """An instance of the functor a spec names as ``"package.module:Class"``."""
+    module, _, cls = name.partition(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def _unsupported_factory(prefix: str, reason: str) -> AdapterFactory:
+    def factory(pipe: Any, **kwargs: Any) -> BlockAdapter:
+        raise UnsupportedModelError(
+            f"{prefix}* is not supported yet: {reason}. Describe it with your own BlockAdapter "
+            "(and PatchFunctor) if you know its blocks fit"
+        )
+
+    factory.supported = False  # type: ignore[attr-defined]
+    return factory
 
 
 def _spec_factory(spec: TransformerSpec) -> AdapterFactory:
@@ -162,7 +182,8 @@ class BlockAdapterRegister:
 
     @classmethod
     def is_supported(cls, pipe_or_module: Any) -> bool:
-        return cls._adapters.match(cls._key(pipe_or_module)) is not None
+        factory = cls._adapters.match(cls._key(pipe_or_module))
+        return factory is not None and getattr(factory, "supported", True)
 
     @classmethod
     def has_separate_cfg(cls, pipe_or_module: Any) -> bool:
@@ -171,10 +192,17 @@ class BlockAdapterRegister:
 
     @classmethod
     def supported_pipelines(cls, **kwargs: Any) -> tuple[int, list[str]]:
-        prefixes = cls._adapters.prefixes()
+        prefixes = [
+            p
+            for p in cls._adapters.prefixes()
+            if getattr(cls._adapters.match(p), "supported", True)
+        ]
         return len(prefixes), [f"{p}*" for p in prefixes]
 
 
 for _prefix, _spec in FAMILY_SPECS.items():
     BlockAdapterRegister._adapters.add(_prefix, _spec_factory(_spec))
     BlockAdapterRegister._transformer_prefixes.add(_spec.transformer_class, _prefix)
+for _prefix, _reason in UNSUPPORTED.items():  # longer prefixes than the families they shadow
+    if _prefix not in BlockAdapterRegister._adapters:
+        BlockAdapterRegister._adapters.add(_prefix, _unsupported_factory(_prefix, _reason))

@@ -7,7 +7,16 @@ Example:
     ('transformer_blocks', 'single_transformer_blocks')
 """
 
-from .image import IMAGE_FAMILIES
-from .video import VIDEO_FAMILIES
+from .image import IMAGE_FAMILIES, UNSUPPORTED_IMAGE
+from .video import UNSUPPORTED_VIDEO, VIDEO_FAMILIES
 
-__all__ = ["IMAGE_FAMILIES", "VIDEO_FAMILIES"]
+#: pipeline-class prefix -> why ditkit refuses it (rather than applying a wrong spec)
+UNSUPPORTED: dict[str, str] = {**UNSUPPORTED_IMAGE, **UNSUPPORTED_VIDEO}
+
+__all__ = [
+    "IMAGE_FAMILIES",
+    "UNSUPPORTED",
+    "UNSUPPORTED_IMAGE",
+    "UNSUPPORTED_VIDEO",
+    "VIDEO_FAMILIES",
+]
