@@ -103,7 +103,7 @@ def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockA
         forward_pattern=patterns[0] if single else patterns,
         dummy_blocks_names=list(dict.fromkeys(dummies)),
         has_separate_cfg=spec.has_separate_cfg,
-        check_forward_pattern=True,
+        check_forward_pattern=spec.check_forward_pattern,
         **kwargs,
     )
 

@@ -65,12 +65,16 @@ class TransformerSpec:
         has_separate_cfg (`bool`, defaults to `False`): the pipeline calls the transformer
             twice per step (conditional, then unconditional), so each branch needs its own cache.
         patch_functor (`str`, *optional*): name of a forward rewrite the cache applies first.
+        check_forward_pattern (`bool`, defaults to `True`): check the blocks' forward signatures
+            against their patterns; off for models whose blocks name their inputs differently
+            (the spec's author has checked the calling convention by hand).
     """
 
     transformer_class: str
     blocks: tuple[BlockSpec, ...]
     has_separate_cfg: bool = False
     patch_functor: str | None = None
+    check_forward_pattern: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
