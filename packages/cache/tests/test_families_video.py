@@ -33,6 +33,7 @@ CASE_FAMILY = {
     "hunyuan_video15": "HunyuanVideo15",
     "helios": "Helios",
     "anyflow": "AnyFlow",
+    "kandinsky5": "Kandinsky5",
 }
 CASES = sorted(CASE_FAMILY)
 

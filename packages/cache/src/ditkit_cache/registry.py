@@ -71,6 +71,14 @@ def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockA
     second = getattr(pipe, "transformer_2", None)
     if isinstance(second, torch.nn.Module):
         transformers.append(second)
+    for transformer in transformers:
+        lineage = {cls.__name__ for cls in type(transformer).__mro__}
+        if spec.transformer_class not in lineage:
+            raise UnsupportedModelError(
+                f"{type(pipe).__name__} holds a {type(transformer).__name__}, not the "
+                f"{spec.transformer_class} its family spec describes; describe it with "
+                "BlockAdapter(transformer=..., blocks=..., forward_pattern=...)"
+            )
     blocks, names, patterns, dummies = [], [], [], []
     for transformer in transformers:
         t_blocks, t_names, t_patterns = [], [], []

@@ -106,19 +106,34 @@ IMAGE_FAMILIES: dict[str, TransformerSpec] = {
         has_separate_cfg=True,
         patch_functor="ditkit_cache.functors.image_chroma:ChromaPatchFunctor",
     ),
+    # Both lists are called block(hidden, encoder, temb, attention_mask=, image_rotary_emb=) and
+    # return (hidden, encoder); the single-stream blocks annotate '-> torch.Tensor', which the
+    # signature check would reject. The pipeline's guider runs CFG as two calls.
+    "HunyuanImage": TransformerSpec(
+        "HunyuanImageTransformer2DModel",
+        (
+            BlockSpec("transformer_blocks", P.Pattern_0),
+            BlockSpec("single_transformer_blocks", P.Pattern_0),
+        ),
+        has_separate_cfg=True,
+        check_forward_pattern=False,
+    ),
+    # The layers take 'x' (not 'hidden_states') but are called positionally:
+    # layer(unified, mask, freqs, adaln_input, noise_mask, t_noisy, t_clean) -> unified. Only a
+    # control net adds work between layers ("ZImageControlNet" below).
+    "ZImage": TransformerSpec(
+        "ZImageTransformer2DModel",
+        (BlockSpec("layers", P.Pattern_3),),
+        check_forward_pattern=False,
+    ),
 }
 
 #: image transformers of diffusers 0.42.1 that cache-dit registers but ditkit leaves out, and why.
 UNSUPPORTED_IMAGE: dict[str, str] = {
-    "HunyuanImage": (
-        "HunyuanImageTransformer2DModel: the single-stream blocks return (hidden, encoder) "
-        "(Pattern_0) but annotate '-> torch.Tensor', so the forward-pattern check rejects them; "
-        "a TransformerSpec cannot turn the check off (cache-dit: P0+P0, separate CFG)"
-    ),
-    "ZImage": (
-        "ZImageTransformer2DModel: its layers take 'x', not 'hidden_states', so the "
-        "forward-pattern check rejects Pattern_3; a TransformerSpec cannot turn the check off "
-        "(cache-dit: P3 with check_forward_pattern=False)"
+    "ZImageControlNet": (
+        "ZImageTransformer2DModel under a control net: the loop adds controlnet_block_samples["
+        "layer_idx] after each layer, between blocks; needs a patch functor that is not written "
+        "yet (cache-dit: ZImageControlNetPatchFunctor)"
     ),
     "HiDream": (
         "HiDreamImageTransformer2DModel: its loop concatenates a per-block Llama layer onto the "

@@ -47,6 +47,15 @@ VIDEO_FAMILIES: dict[str, TransformerSpec] = {
     "Helios": _one("HeliosTransformer3DModel", "blocks", P.Pattern_2, cfg=True),
     "AnyFlow": _one("AnyFlowTransformer3DModel", "blocks", P.Pattern_2),
     "StableAudio": _one("StableAudioDiTModel", "transformer_blocks", P.Pattern_3),
+    # visual_transformer_blocks take 'visual_embed' (no 'hidden_states') but are called
+    # positionally: block(visual, text, time, rope, sparse_params) -> visual; the text stream
+    # rides in *args untouched and nothing runs between blocks
+    "Kandinsky5": TransformerSpec(
+        "Kandinsky5Transformer3DModel",
+        (BlockSpec("visual_transformer_blocks", P.Pattern_3),),
+        has_separate_cfg=True,
+        check_forward_pattern=False,
+    ),
 }
 
 #: Families cache-dit registers that ditkit leaves out, with the reason.
@@ -63,10 +72,5 @@ UNSUPPORTED_VIDEO: dict[str, str] = {
     "Cosmos3": (
         "Cosmos3OmniTransformer (MoT und/gen streams) needs a functor reordering the block "
         "contract; not written yet"
-    ),
-    "Kandinsky5": (
-        "Kandinsky5TransformerDecoderBlock.forward(visual_embed, ...) has no 'hidden_states' "
-        "argument, so the forward-pattern signature check that specs always run rejects P3; "
-        "cache-dit registers it with check_forward_pattern=False, which TransformerSpec lacks"
     ),
 }

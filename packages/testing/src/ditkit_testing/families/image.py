@@ -570,4 +570,6 @@ IMAGE_CASES: dict[str, Callable[[int], Case]] = {
     "Chroma": chroma,
     "Krea2": krea2,
     "Lumina": lumina,
+    "HunyuanImage": hunyuan_image,
+    "ZImage": zimage,
 }

@@ -349,6 +349,40 @@ def anyflow():
     return model, kwargs
 
 
+@_seeded
+def kandinsky5():
+    """Channels-last latents (batch, frames, H, W, C); its modulations start at zero, so they get
+    small random weights here (otherwise every block is the identity)."""
+    from diffusers import Kandinsky5Transformer3DModel
+
+    model = Kandinsky5Transformer3DModel(
+        in_visual_dim=4,
+        in_text_dim=TEXT_DIM,
+        in_text_dim2=8,
+        time_dim=16,
+        out_visual_dim=4,
+        patch_size=(1, 2, 2),
+        model_dim=HEADS * HEAD_DIM,
+        ff_dim=32,
+        num_text_blocks=1,
+        num_visual_blocks=4,
+        axes_dims=(2, 2, 4),  # head_dim = sum(axes_dims) = HEAD_DIM
+    )
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.numel() > 1 and not parameter.any():
+                parameter.normal_(0.0, 0.2)
+    kwargs = dict(
+        hidden_states=_video().permute(0, 2, 3, 4, 1),
+        encoder_hidden_states=_text(),
+        timestep=_timestep(),
+        pooled_projections=torch.randn(1, 8),
+        visual_rope_pos=[torch.arange(2), torch.arange(4), torch.arange(4)],
+        text_rope_pos=torch.arange(TEXT_LEN),
+    )
+    return model, kwargs
+
+
 VIDEO_CASES: dict[str, Builder] = {
     "hunyuan_video": hunyuan_video,
     "ltx_video": ltx_video,
@@ -364,4 +398,5 @@ VIDEO_CASES: dict[str, Builder] = {
     "hunyuan_video15": hunyuan_video15,
     "helios": helios,
     "anyflow": anyflow,
+    "kandinsky5": kandinsky5,
 }
