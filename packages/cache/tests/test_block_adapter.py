@@ -20,15 +20,6 @@ STEPS = 12
 NAMES = ("flux", "qwen_image", "wan")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models are faster on one thread (and do not stall on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- helpers ------------------------------------------------------------------------------------
 def caching_config(name: str, **extra) -> dc.DBCacheConfig:
     """A config that caches some steps and computes others on each tiny model."""

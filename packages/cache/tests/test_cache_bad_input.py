@@ -30,15 +30,6 @@ STEPS = 8
 _UNCACHED: dict[str, torch.Tensor] = {}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models are faster on one thread (and do not stall on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def uncached_output(tiny, name: str) -> torch.Tensor:
     """The output of a never-cached tiny pipeline (computed once per name)."""
     if name not in _UNCACHED:

@@ -22,15 +22,6 @@ STEPS = 16
 BLOCKS = {"flux": 6, "qwen_image": 4, "wan": 4}  # Flux: 2 double + 4 single, merged
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models are faster on one thread (and do not stall on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def real_blocks(transformer) -> list[torch.nn.Module]:
     """The blocks in the order the cached list runs them."""
     if hasattr(transformer, "single_transformer_blocks"):

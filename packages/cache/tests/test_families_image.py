@@ -24,14 +24,6 @@ MASKED = [step for step, compute in enumerate(MASK) if not compute]
 NAMES = sorted(IMAGE_CASES)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_every_image_family_has_a_case():
     assert sorted(IMAGE_FAMILIES) == sorted({*NAMES, "Flux", "QwenImage"})
 

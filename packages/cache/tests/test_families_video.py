@@ -38,14 +38,6 @@ CASE_FAMILY = {
 CASES = sorted(CASE_FAMILY)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models():
     """One tiny model per case (built once; every test leaves it uncached)."""
