@@ -2,13 +2,17 @@
 
 The page is generated from data, never edited by hand:
 
-- ``ditkit_cache.families.IMAGE_FAMILIES`` / ``VIDEO_FAMILIES`` (one ``TransformerSpec`` per
-  pipeline-class prefix) and ``UNSUPPORTED`` (prefix -> why ditkit refuses it);
+- ``ditkit_cache.registry.FAMILY_SPECS`` (one ``TransformerSpec`` per registered pipeline-class
+  prefix; the pipeline-only prefixes, ``PIPELINE_ONLY``, reuse the spec of the family owning
+  their transformer class) and ``ditkit_cache.families.UNSUPPORTED`` (prefix -> why ditkit
+  refuses it);
 - the pipeline classes the installed diffusers exports (``dir(diffusers)``), each given to the
   longest registered prefix it starts with, as the registry matches them;
 - the tests: ``ditkit_testing.families.IMAGE_CASES`` / ``VIDEO_CASES`` (tiny transformer-only
   cases, ``packages/cache/tests/test_families_*.py``) and ``ditkit_testing.TINY_PIPELINES``
-  (full tiny pipelines, ``packages/cache/tests``);
+  (full tiny pipelines, ``packages/cache/tests``), each given to the family that
+  ``BlockAdapterRegister.prefix`` resolves its pipeline class to (``PIPELINE_CLASS`` of
+  ``ditkit_testing.<name>``: ``sd3`` -> ``StableDiffusion3Pipeline`` -> ``StableDiffusion3``);
 - cache-dit 1.5.3's 45 registered prefixes (:data:`CACHE_DIT_PREFIXES`): each one ditkit neither
   registers nor refuses is listed with whether diffusers has its transformer class.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import inspect
 import re
 import sys
@@ -88,6 +93,12 @@ MISSING_NOTES: dict[str, tuple[str, str]] = {
     "JoyImage": ("JoyImageEditTransformer3DModel", "not yet attempted"),
 }
 
+#: where a pipeline-only video prefix is resolved and cached by its pipeline name
+_ONLY_TEST = "`packages/cache/tests/test_registry_pipeline_only_video.py`"
+
+#: the issue's acceptance bar: distinct transformer classes the CPU tests run through the cache
+MIN_TESTED_CLASSES = 40
+
 #: Class names that end like a DiT transformer (for the "not yet attempted" list).
 _TRANSFORMER_NAME = re.compile(r"(Transformer(2D|3D)?Model|DiT\w*Model|Transformer\w*Model)$")
 _NOT_A_DIT = re.compile(r"ControlNet|PriorTransformer|Kolors|DualTransformer|T5Film")
@@ -140,16 +151,23 @@ def _sources(builder: Callable[..., Any]) -> str:
     return "\n".join(texts)
 
 
-def case_family(name: str, builder: Callable[..., Any], families: Mapping[str, Any]) -> str | None:
-    """The registered prefix a tiny case exercises: the one whose transformer class the builder
-    names (exactly one), else the longest prefix its name starts with (``ltx_video`` -> LTX)."""
+def case_family(
+    name: str,
+    builder: Callable[..., Any],
+    families: Mapping[str, Any],
+    pipeline_only: Iterable[str] = (),
+) -> str | None:
+    """The registered prefix a tiny case exercises: its key when that is a prefix, else the family
+    (never a pipeline-only prefix) whose transformer class the builder names (exactly one), else
+    the longest prefix its name starts with (``ltx_video`` -> LTX)."""
     if name in families:
         return name
     source = _sources(builder)
+    skipped = set(pipeline_only)
     named = {
         prefix
         for prefix, spec in families.items()
-        if re.search(rf"\b{re.escape(spec.transformer_class)}\b", source)
+        if prefix not in skipped and re.search(rf"\b{re.escape(spec.transformer_class)}\b", source)
     }
     if len(named) == 1:
         return named.pop()
@@ -158,17 +176,32 @@ def case_family(name: str, builder: Callable[..., Any], families: Mapping[str, A
     return by_name[key] if key else None
 
 
+def tiny_pipeline_classes() -> dict[str, str]:
+    """Each ``ditkit_testing.TINY_PIPELINES`` name -> the diffusers pipeline class it builds, read
+    from the ``PIPELINE_CLASS`` constant of its module ``ditkit_testing.<name>`` (no building)."""
+    import ditkit_testing
+
+    return {
+        name: importlib.import_module(f"ditkit_testing.{name}").PIPELINE_CLASS
+        for name in ditkit_testing.TINY_PIPELINES
+    }
+
+
 def collect() -> dict[str, Any]:
     """Everything the page shows, as plain data (the integration test reads it too)."""
     import diffusers
 
     import ditkit_cache
-    import ditkit_testing
-    from ditkit_cache.families import IMAGE_FAMILIES, UNSUPPORTED, VIDEO_FAMILIES
+    from ditkit_cache.families import IMAGE_FAMILIES, UNSUPPORTED
+    from ditkit_cache.registry import FAMILY_SPECS, PIPELINE_ONLY, BlockAdapterRegister
     from ditkit_testing.families import IMAGE_CASES, VIDEO_CASES
 
-    families = {**IMAGE_FAMILIES, **VIDEO_FAMILIES}
-    modality = {**dict.fromkeys(IMAGE_FAMILIES, "image"), **dict.fromkeys(VIDEO_FAMILIES, "video")}
+    families = dict(FAMILY_SPECS)
+    modality = {p: "image" if p in IMAGE_FAMILIES else "video" for p in families}
+    # pipeline-only prefix -> the family owning its transformer class (whose spec it uses)
+    owners = {
+        p: BlockAdapterRegister.prefix(families[p].transformer_class) for p in sorted(PIPELINE_ONLY)
+    }
     refused = {p: r for p, r in UNSUPPORTED.items() if p not in families}
     known = set(families) | set(refused)
     exported = sorted(set(dir(diffusers)))
@@ -192,16 +225,21 @@ def collect() -> dict[str, Any]:
     cases: dict[str, list[str]] = {}
     unmapped: list[str] = []
     for name, builder in {**IMAGE_CASES, **VIDEO_CASES}.items():
-        family = case_family(name, builder, families)
+        family = case_family(name, builder, families, PIPELINE_ONLY)
         if family is None:
             unmapped.append(name)
         else:
             cases.setdefault(family, []).append(name)
+    pipeline_classes = tiny_pipeline_classes()
     full: dict[str, list[str]] = {}
-    for name in ditkit_testing.TINY_PIPELINES:
-        family = {_norm(p): p for p in families}.get(_norm(name))
-        if family:
+    for name, pipeline_class in pipeline_classes.items():
+        family = BlockAdapterRegister.prefix(pipeline_class)
+        if family in families:
             full.setdefault(family, []).append(name)
+        else:
+            unmapped.append(name)
+    tested = {*cases, *full}
+    tested_classes = sorted({families[p].transformer_class for p in tested})
 
     missing = {}
     for prefix in CACHE_DIT_PREFIXES:
@@ -243,6 +281,9 @@ def collect() -> dict[str, Any]:
         "cases": cases,
         "unmapped_cases": unmapped,
         "full": full,
+        "pipeline_classes": pipeline_classes,
+        "pipeline_only": owners,
+        "tested_classes": tested_classes,
         "missing": missing,
         "others": others,
         "supported": ditkit_cache.supported_pipelines(),
@@ -267,13 +308,42 @@ def _blocks(spec: Any) -> str:
 
 def _tested(prefix: str, data: Mapping[str, Any]) -> str:
     parts = [f"CPU tiny case `{c}`" for c in sorted(data["cases"].get(prefix, ()))]
-    parts += [f"full tiny pipeline `{p}`" for p in sorted(data["full"].get(prefix, ()))]
+    parts += [
+        f"full tiny pipeline `{p}` (`{data['pipeline_classes'][p]}`)"
+        for p in sorted(data["full"].get(prefix, ()))
+    ]
+    owner = _same_spec_owner(prefix, data)
+    if not parts and owner in data["cases"].keys() | data["full"].keys():
+        parts.append(f"as `{owner}` (the same spec); pipeline-name resolution: {_ONLY_TEST}")
     return "<br>".join(parts) or "**no**"
+
+
+def _same_spec_owner(prefix: str, data: Mapping[str, Any]) -> str | None:
+    """The family whose very spec a pipeline-only prefix uses (``None``: not pipeline-only, or a
+    spec of its own, e.g. the same blocks with another CFG mode)."""
+    owner = data["pipeline_only"].get(prefix)
+    families = data["families"]
+    return owner if owner is not None and families[prefix] is families[owner] else None
+
+
+def is_tested(prefix: str, data: Mapping[str, Any]) -> bool:
+    """A tiny case or full pipeline runs the family (a pipeline-only prefix sharing its owner's
+    spec: the owner's)."""
+    ran = data["cases"].keys() | data["full"].keys()
+    return prefix in ran or _same_spec_owner(prefix, data) in ran
+
+
+def _transformer(prefix: str, data: Mapping[str, Any]) -> str:
+    text = f"`{data['families'][prefix].transformer_class}`"
+    owner = data["pipeline_only"].get(prefix)
+    return f"{text} (pipeline-only, `{owner}`'s class)" if owner else text
 
 
 def render(data: Mapping[str, Any]) -> str:
     families = data["families"]
     count, names = data["supported"]
+    classes = data["tested_classes"]
+    only = data["pipeline_only"]
     lines = [
         "<!-- generated by tools/gen_support_matrix.py; do not edit by hand -->",
         "",
@@ -282,7 +352,12 @@ def render(data: Mapping[str, Any]) -> str:
         f"Model families the cache knows, against diffusers {data['diffusers']}. A family is one",
         "diffusers transformer class, keyed by the pipeline-class prefix the registry matches",
         "(`cls_name.startswith(prefix)`, longest prefix first). `ditkit.supported_pipelines()`",
-        f"returns {count} prefixes: the rows of the first table.",
+        f"returns {count} prefixes: the rows of the first table ({len(only)} of them",
+        "pipeline-only, see below).",
+        "",
+        f"**{len(classes)} distinct diffusers transformer classes are tested** on CPU through the",
+        "cache (tiny random transformers and full tiny pipelines; the acceptance bar is at least",
+        f"{MIN_TESTED_CLASSES}).",
         "",
         "Regenerate with `python tools/gen_support_matrix.py`; "
         "`tests-integration/test_support_matrix.py` fails when this page is stale.",
@@ -302,7 +377,8 @@ def render(data: Mapping[str, Any]) -> str:
         "  (`packages/cache/tests/test_families_image.py`, `test_families_video.py`: threshold 0",
         "  bit-identical, static mask, `disable_cache`, DBPrune); *full tiny pipeline*: text",
         "  encoders, VAE and scheduler, end to end (`ditkit_testing.TINY_PIPELINES`,",
-        "  `packages/cache/tests`).",
+        "  `packages/cache/tests`), under the family its pipeline class resolves to; *as X*: a",
+        "  pipeline-only prefix whose spec is tested through family X's cases.",
         "",
         f"## Supported ({len(families)})",
         "",
@@ -316,7 +392,7 @@ def render(data: Mapping[str, Any]) -> str:
         row = [
             f"`{prefix}`",
             data["modality"][prefix],
-            f"`{spec.transformer_class}`",
+            _transformer(prefix, data),
             _pipelines(data["pipelines"].get(prefix, ()), data["foreign"]),
             _blocks(spec),
             "yes" if spec.has_separate_cfg else "no",
@@ -328,6 +404,32 @@ def render(data: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"Supported prefixes: {', '.join(f'`{n}`' for n in names)}.",
+        "",
+        f"Tested transformer classes ({len(classes)}): {_code(classes)}.",
+        "",
+        f"## Pipeline-only prefixes ({len(only)})",
+        "",
+        "Matched by pipeline class names only: their pipelines run the transformer class of",
+        "another family, while a bare transformer of that class resolves to that family. Most",
+        "use the family's spec itself; a pipeline that runs CFG differently has a spec of its",
+        "own with the same blocks.",
+        "",
+        "| prefix | family owning the class | spec | transformer class | pipeline classes in "
+        "diffusers |",
+        "|---|---|---|---|---|",
+    ]
+    for prefix, owner in only.items():
+        same = _same_spec_owner(prefix, data) == owner
+        cfg = "yes" if families[prefix].has_separate_cfg else "no"
+        row = [
+            f"`{prefix}`",
+            f"`{owner}`",
+            f"`{owner}`'s" if same else f"its own (same blocks; separate CFG: {cfg})",
+            f"`{families[prefix].transformer_class}`",
+            _pipelines(data["pipelines"].get(prefix, ()), data["foreign"]),
+        ]
+        lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
+    lines += [
         "",
         f"## Refused or missing ({len(data['refused']) + len(data['missing'])})",
         "",

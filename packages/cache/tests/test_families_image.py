@@ -3,19 +3,19 @@
 Each case calls the transformer directly over a few steps with decreasing timesteps (twice per
 step for families whose CFG is a separate call) and checks: threshold 0 is bit-identical to the
 uncached run; a static steps mask caches exactly the masked steps and changes the output;
-``disable_cache`` restores bit-identical behaviour; DBPrune prunes blocks at threshold 0.5 and is
-bit-identical at threshold 0.
+``disable_cache`` restores bit-identical behaviour (and removes the family's patch functor);
+DBPrune prunes blocks at threshold 0.5 and is bit-identical at threshold 0.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import pytest
 import torch
 
 import ditkit_cache as dc
 from ditkit_cache.families import IMAGE_FAMILIES
+from ditkit_cache.families.image import PIPELINE_ONLY_IMAGE
+from ditkit_cache.registry import BlockAdapterRegister, adapter_from_spec
 from ditkit_testing.families import IMAGE_CASES
 
 STEPS = 8
@@ -25,11 +25,22 @@ NAMES = sorted(IMAGE_CASES)
 
 
 def test_every_image_family_has_a_case():
+    # Flux and QwenImage run as full tiny pipelines (TINY_PIPELINES)
     assert sorted(IMAGE_FAMILIES) == sorted({*NAMES, "Flux", "QwenImage"})
+    assert len({IMAGE_FAMILIES[name].transformer_class for name in IMAGE_FAMILIES}) >= 30
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bare_transformer_resolves_to_the_family_of_its_class(name):
+    """Pipeline-only prefixes (tests/test_registry_pipeline_only.py) resolve by pipeline name."""
+    transformer, _ = IMAGE_CASES[name](0)
+    spec = BlockAdapterRegister.family(transformer)
+    assert spec.transformer_class == IMAGE_FAMILIES[name].transformer_class
+    assert (spec is IMAGE_FAMILIES[name]) or (name in PIPELINE_ONLY_IMAGE)
 
 
 def _timestep_key(kwargs: dict) -> str:
-    return "timestep" if "timestep" in kwargs else "t"
+    return next(key for key in ("timestep", "timesteps", "t") if key in kwargs)
 
 
 def _sample(output) -> torch.Tensor:
@@ -48,19 +59,22 @@ def _run(transformer, kwargs: dict, calls_per_step: int) -> list[torch.Tensor]:
     return outputs
 
 
-def _adapter(transformer):
-    adapter = dc.get_adapter(transformer)
-    functor = IMAGE_FAMILIES[_family(transformer)].patch_functor
-    if functor is not None and adapter.patch_functor is None:
-        module, _, name = functor.partition(":")
-        adapter.patch_functor = getattr(importlib.import_module(module), name)()
+def _adapter(transformer, name: str):
+    """The transformer-only adapter of the case's family (what ``get_adapter`` builds for it)."""
+    adapter = adapter_from_spec(dc.FakeDiffusionPipeline(transformer), IMAGE_FAMILIES[name])
+    functor = IMAGE_FAMILIES[name].patch_functor
+    applied = adapter.patch_functor and type(adapter.patch_functor).__name__
+    assert applied == (functor and functor.partition(":")[2]), "the spec's functor is applied"
     return adapter
 
 
-def _family(transformer) -> str:
-    cls = type(transformer).__name__
-    matches = [p for p, s in IMAGE_FAMILIES.items() if cls.startswith(s.transformer_class)]
-    return max(matches, key=lambda p: len(IMAGE_FAMILIES[p].transformer_class))
+def _options(name: str, calls: int) -> dict:
+    options = dict(Fn_compute_blocks=1, Bn_compute_blocks=0, num_inference_steps=STEPS)
+    if name in PIPELINE_ONLY_IMAGE:
+        # a bare transformer's class names its owning family, whose CFG mode the cache would
+        # take; the pipeline-only family's pipelines name their own (test_registry_pipeline_only)
+        options["enable_separate_cfg"] = calls == 2
+    return options
 
 
 def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
@@ -84,17 +98,21 @@ def _case(name: str, references: dict):
 @pytest.mark.parametrize("name", NAMES)
 def test_dbcache(name, references):
     transformer, kwargs, calls, reference = _case(name, references)
-    assert dc.get_adapter(transformer).has_separate_cfg == (calls == 2)
+    assert _adapter(transformer, name).has_separate_cfg == (calls == 2)
 
-    exact = dict(Fn_compute_blocks=1, Bn_compute_blocks=0, num_inference_steps=STEPS)
-    dc.enable_cache(_adapter(transformer), dc.DBCacheConfig(residual_diff_threshold=0.0, **exact))
+    exact = _options(name, calls)
+    adapter = _adapter(transformer, name)
+    dc.enable_cache(adapter, dc.DBCacheConfig(residual_diff_threshold=0.0, **exact))
+    patched = adapter.patch_functor is not None
+    assert dc.PatchFunctor.is_patched(transformer) == patched
     assert _same(_run(transformer, kwargs, calls), reference), "threshold 0 must be exact"
     dc.disable_cache(transformer)
+    assert not dc.PatchFunctor.is_patched(transformer) and "forward" not in vars(transformer)
 
     masked = dc.DBCacheConfig(
         steps_computation_mask=MASK, steps_computation_policy="static", **exact
     )
-    dc.enable_cache(_adapter(transformer), masked)
+    dc.enable_cache(_adapter(transformer, name), masked)
     outputs = _run(transformer, kwargs, calls)
     for stats in dc.summary(transformer, logging=False)[:-1]:
         assert stats.cached_steps == MASKED
@@ -115,14 +133,16 @@ def test_dbcache(name, references):
 @pytest.mark.parametrize("name", NAMES)
 def test_dbprune(name, references):
     transformer, kwargs, calls, reference = _case(name, references)
-    base = dict(Fn_compute_blocks=1, Bn_compute_blocks=0, num_inference_steps=STEPS)
+    base = _options(name, calls)
 
-    dc.enable_cache(_adapter(transformer), dc.DBPruneConfig(residual_diff_threshold=0.0, **base))
+    dc.enable_cache(
+        _adapter(transformer, name), dc.DBPruneConfig(residual_diff_threshold=0.0, **base)
+    )
     assert _same(_run(transformer, kwargs, calls), reference), "threshold 0 must be exact"
     dc.disable_cache(transformer)
 
     dc.enable_cache(
-        _adapter(transformer),
+        _adapter(transformer, name),
         dc.DBPruneConfig(residual_diff_threshold=0.5, max_warmup_steps=0, **base),
     )
     outputs = _run(transformer, kwargs, calls)

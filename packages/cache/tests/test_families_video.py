@@ -34,7 +34,26 @@ CASE_FAMILY = {
     "helios": "Helios",
     "anyflow": "AnyFlow",
     "kandinsky5": "Kandinsky5",
+    "hunyuan_video_framepack": "HunyuanVideoFramepack",
+    "sana_video": "SanaVideo",
+    "sana_wm": "SanaWM",
+    "stable_audio3": "StableAudio3",
+    "kandinsky6": "Kandinsky6",
+    "kandinsky6_sr": "Kandinsky6SR",
+    "motif_video": "MotifVideo",
+    "minimax_h3": "MiniMaxH3",
+    "minimax_music3": "MiniMaxMusic3",
+    "joyimage_edit": "JoyImage",
+    "joyimage_edit_plus": "JoyImageEditPlus",
+    "ace_step": "AceStep",
+    "wan_vace": "WanVACE",
+    "wan_animate": "WanAnimate",
+    "ltx2": "LTX2",
+    "latte": "Latte",
+    "cosmos3": "Cosmos3",
 }
+#: the timestep argument of the cases that do not call it ``timestep``
+TIMESTEP_KEY = {"cosmos3": "vision_timesteps"}
 CASES = sorted(CASE_FAMILY)
 
 
@@ -48,19 +67,25 @@ def _model(models, name):
     if name not in models:
         models[name] = VIDEO_CASES[name](0)
     transformer, kwargs = models[name]
-    return transformer, kwargs
+    key = TIMESTEP_KEY.get(name, "timestep")
+    return transformer, kwargs, key
 
 
-def _run(transformer, kwargs, separate_cfg):
+def _sample(output) -> torch.Tensor:
+    """The (video) sample of one call: the first output; a list of per-item latents is stacked."""
+    sample = output[0] if isinstance(output, tuple | list) else output
+    return torch.stack(sample) if isinstance(sample, list) else sample
+
+
+def _run(transformer, kwargs, separate_cfg, key="timestep"):
     """``STEPS`` denoising steps (two calls a step when CFG is a separate call)."""
-    base = kwargs["timestep"]
+    base = kwargs[key]
     outputs = []
     with torch.no_grad():
         for value in TIMESTEPS:
-            step = dict(kwargs, timestep=base * (float(value) / TIMESTEPS[0].item()))
+            step = dict(kwargs, **{key: base * (float(value) / TIMESTEPS[0].item())})
             for _ in range(2 if separate_cfg else 1):
-                out = transformer(**step, return_dict=False)
-                outputs.append(out[0] if isinstance(out, tuple | list) else out)
+                outputs.append(_sample(transformer(**step, return_dict=False)))
     return torch.stack(outputs)
 
 
@@ -75,7 +100,7 @@ def test_every_family_has_a_case():
 
 @pytest.mark.parametrize("name", CASES)
 def test_registry_matches_the_transformer(models, name):
-    transformer, _ = _model(models, name)
+    transformer, _, _ = _model(models, name)
     spec = VIDEO_FAMILIES[CASE_FAMILY[name]]
     assert type(transformer).__name__ == spec.transformer_class
     assert BlockAdapterRegister.is_supported(transformer)
@@ -85,9 +110,9 @@ def test_registry_matches_the_transformer(models, name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_dbcache(models, name):
-    transformer, kwargs = _model(models, name)
+    transformer, kwargs, key = _model(models, name)
     cfg = _cfg(name)
-    reference = _run(transformer, kwargs, cfg)
+    reference = _run(transformer, kwargs, cfg, key)
     assert torch.isfinite(reference).all()
 
     exact = dc.DBCacheConfig(
@@ -98,7 +123,7 @@ def test_dbcache(models, name):
     )
     dc.enable_cache(transformer, exact)
     try:
-        assert torch.equal(_run(transformer, kwargs, cfg), reference)
+        assert torch.equal(_run(transformer, kwargs, cfg, key), reference)
         assert dc.summary(transformer, logging=False)[0].cached_steps == []
     finally:
         dc.disable_cache(transformer)
@@ -111,7 +136,7 @@ def test_dbcache(models, name):
     )
     dc.enable_cache(transformer, masked)
     try:
-        cached = _run(transformer, kwargs, cfg)
+        cached = _run(transformer, kwargs, cfg, key)
         stats = dc.summary(transformer, logging=False)[0]
     finally:
         dc.disable_cache(transformer)
@@ -121,14 +146,14 @@ def test_dbcache(models, name):
         assert stats.cfg_cached_steps == expected
     assert not torch.equal(cached, reference)
     assert torch.isfinite(cached).all()
-    assert torch.equal(_run(transformer, kwargs, cfg), reference)
+    assert torch.equal(_run(transformer, kwargs, cfg, key), reference)
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_dbprune(models, name):
-    transformer, kwargs = _model(models, name)
+    transformer, kwargs, key = _model(models, name)
     cfg = _cfg(name)
-    reference = _run(transformer, kwargs, cfg)
+    reference = _run(transformer, kwargs, cfg, key)
 
     dc.enable_cache(
         transformer,
@@ -140,7 +165,7 @@ def test_dbprune(models, name):
         ),
     )
     try:
-        assert torch.equal(_run(transformer, kwargs, cfg), reference)
+        assert torch.equal(_run(transformer, kwargs, cfg, key), reference)
         stats = dc.summary(transformer, logging=False)[0]
         assert sum(stats.pruned_blocks) == 0
     finally:
@@ -156,10 +181,10 @@ def test_dbprune(models, name):
         ),
     )
     try:
-        pruned = _run(transformer, kwargs, cfg)
+        pruned = _run(transformer, kwargs, cfg, key)
         stats = dc.summary(transformer, logging=False)[0]
     finally:
         dc.disable_cache(transformer)
     assert sum(stats.pruned_blocks) + sum(stats.cfg_pruned_blocks) >= 1
     assert torch.isfinite(pruned).all()
-    assert torch.equal(_run(transformer, kwargs, cfg), reference)
+    assert torch.equal(_run(transformer, kwargs, cfg, key), reference)

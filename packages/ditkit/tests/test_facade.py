@@ -85,3 +85,10 @@ def test_cli_rejects_bad_arguments():
     )
     assert result.returncode == 2
     assert "--steps" in result.stderr
+
+
+def test_cache_dit_module_path_to_patch_functors():
+    import ditkit as cache_dit
+    from ditkit_cache.functors import HiDreamPatchFunctor
+
+    assert cache_dit.caching.patch_functors.HiDreamPatchFunctor is HiDreamPatchFunctor

@@ -11,12 +11,18 @@ import pytest
 
 MODULES = [
     "ditkit_testing",
+    "ditkit_testing.cogvideox",
     "ditkit_testing.components",
     "ditkit_testing.flux",
+    "ditkit_testing.flux2",
+    "ditkit_testing.hunyuan_video",
+    "ditkit_testing.ltx",
     "ditkit_testing.qwen_image",
     "ditkit_testing.registry",
+    "ditkit_testing.sd3",
     "ditkit_testing.tokenizers",
     "ditkit_testing.wan",
+    "ditkit_testing.zimage",
 ]
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,8 +13,20 @@ import pytest
 from ditkit_testing import build_tiny_pipeline, state_digest, tiny_call_kwargs, tiny_pipeline_names
 from ditkit_testing.tokenizers import (
     build_clip_tokenizer,
+    build_llama3_tokenizer,
+    build_mistral_tokenizer,
     build_qwen2_tokenizer,
+    build_qwen3_tokenizer,
     build_t5_tokenizer,
+)
+
+TOKENIZERS = (
+    build_clip_tokenizer,
+    build_t5_tokenizer,
+    build_qwen2_tokenizer,
+    build_qwen3_tokenizer,
+    build_llama3_tokenizer,
+    build_mistral_tokenizer,
 )
 
 TEXTS = ("a photo of a red cat", "The Astronaut riding a zebra, 3 é 🙂")
@@ -30,13 +43,14 @@ def fingerprint(texts, steps):
         pipe = build_tiny_pipeline(name, seed=11)
         out = pipe(**tiny_call_kwargs(name, num_inference_steps=steps, seed=2))[0]
         result[name] = {"weights": state_digest(pipe), "output": state_digest(out)}
-    for kind in ("clip", "t5", "qwen2"):
+    for kind in ("clip", "t5", "qwen2", "qwen3", "llama3", "mistral"):
         tok = getattr(tokenizers, f"build_{kind}_tokenizer")()
         result[f"build_{kind}_tokenizer"] = [tok(t).input_ids for t in texts]
     return result
 """
 
 
+@functools.cache
 def _fingerprint_here() -> dict:
     namespace: dict = {}
     exec(SCRIPT, namespace)
@@ -61,8 +75,9 @@ def test_other_process_gives_identical_weights_outputs_and_ids() -> None:
 def test_fingerprint_covers_every_pipeline_and_tokenizer() -> None:
     here = _fingerprint_here()
     assert set(tiny_pipeline_names()) <= set(here)
-    assert len({here[name]["weights"] for name in tiny_pipeline_names()}) == 3
-    for build in (build_clip_tokenizer, build_t5_tokenizer, build_qwen2_tokenizer):
+    names = tiny_pipeline_names()
+    assert len({here[name]["weights"] for name in names}) == len(names) == 9
+    for build in TOKENIZERS:
         assert here[build.__name__] == [build()(t).input_ids for t in TEXTS]
     pipe = build_tiny_pipeline("flux", seed=11)
     assert here["flux"]["weights"] == state_digest(pipe)

@@ -19,30 +19,53 @@ from ditkit_testing import (
 
 NAMES = tiny_pipeline_names()
 
-#: Output shape of the standard call and transformer calls for 28 steps (CFG doubles them).
+#: Output shape of the standard call, transformer calls for 28 steps (a separate CFG call doubles
+#: them) and the batch of each call (batched CFG doubles it).
 EXPECTED = {
-    "flux": {"shape": (1, 3, 64, 64), "calls": 28},
-    "qwen_image": {"shape": (1, 3, 64, 64), "calls": 56},
-    "wan": {"shape": (1, 9, 3, 64, 64), "calls": 56},
+    "flux": {"shape": (1, 3, 64, 64), "calls": 28, "batch": 1},
+    "qwen_image": {"shape": (1, 3, 64, 64), "calls": 56, "batch": 1},
+    "wan": {"shape": (1, 9, 3, 64, 64), "calls": 56, "batch": 1},
+    "flux2": {"shape": (1, 3, 64, 64), "calls": 28, "batch": 1},
+    "hunyuan_video": {"shape": (1, 9, 3, 64, 64), "calls": 28, "batch": 1},
+    "ltx": {"shape": (1, 9, 3, 64, 64), "calls": 28, "batch": 2},
+    "cogvideox": {"shape": (1, 9, 3, 64, 64), "calls": 28, "batch": 2},
+    "sd3": {"shape": (1, 3, 64, 64), "calls": 28, "batch": 2},
+    "zimage": {"shape": (1, 3, 64, 64), "calls": 28, "batch": 2},
+}
+
+#: Block lists of each tiny transformer and their lengths.
+BLOCKS = {
+    "flux": {"transformer_blocks": 2, "single_transformer_blocks": 4},
+    "qwen_image": {"transformer_blocks": 4},
+    "wan": {"blocks": 4},
+    "flux2": {"transformer_blocks": 2, "single_transformer_blocks": 4},
+    "hunyuan_video": {"transformer_blocks": 2, "single_transformer_blocks": 2},
+    "ltx": {"transformer_blocks": 4},
+    "cogvideox": {"transformer_blocks": 4},
+    "sd3": {"transformer_blocks": 4},
+    "zimage": {"layers": 4, "noise_refiner": 1, "context_refiner": 1},
 }
 
 #: Generous bound for 28 CPU steps (measured well under 1 s on 2 cores).
 MAX_SECONDS = 30.0
 
 
-def _run(pipe, name: str, steps: int = 28, seed: int = 0) -> torch.Tensor:
-    return pipe(**tiny_call_kwargs(name, num_inference_steps=steps, seed=seed))[0]
+def _run(pipe, name: str, steps: int = 28, seed: int = 0, **overrides) -> torch.Tensor:
+    kwargs = tiny_call_kwargs(name, num_inference_steps=steps, seed=seed)
+    return pipe(**{**kwargs, **overrides})[0]
 
 
-def test_expected_table_covers_registry() -> None:
-    assert set(EXPECTED) == set(NAMES)
+def test_expected_tables_cover_registry() -> None:
+    assert set(EXPECTED) == set(BLOCKS) == set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_28_steps_on_cpu(name: str, record_property) -> None:
     pipe = build_tiny_pipeline(name, seed=0)
     calls = []
-    pipe.transformer.register_forward_pre_hook(lambda module, args: calls.append(1))
+    pipe.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: calls.append(_batch(args, kwargs)), with_kwargs=True
+    )
 
     start = time.perf_counter()
     out = _run(pipe, name)
@@ -55,17 +78,24 @@ def test_28_steps_on_cpu(name: str, record_property) -> None:
     assert torch.isfinite(out).all()
     assert out.min() >= 0.0 and out.max() <= 1.0
     assert out.std() > 1e-3, "output is constant"
-    assert len(calls) == EXPECTED[name]["calls"]
+    assert calls == [EXPECTED[name]["batch"]] * EXPECTED[name]["calls"]
     assert seconds < MAX_SECONDS
 
 
-def test_block_counts() -> None:
-    flux = build_tiny_transformer("flux")
-    assert (len(flux.transformer_blocks), len(flux.single_transformer_blocks)) == (2, 4)
-    assert len(build_tiny_transformer("qwen_image").transformer_blocks) == 4
-    assert len(build_tiny_transformer("wan").blocks) == 4
-    for name in NAMES:
-        config = build_tiny_transformer(name).config
+def _batch(args: tuple, kwargs: dict) -> int:
+    """The batch size of one transformer call (Z-Image passes a list of latents positionally)."""
+    latents = kwargs["hidden_states"] if "hidden_states" in kwargs else args[0]
+    return len(latents) if isinstance(latents, list) else latents.shape[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_block_counts_and_heads(name: str) -> None:
+    transformer = build_tiny_transformer(name)
+    assert {key: len(getattr(transformer, key)) for key in BLOCKS[name]} == BLOCKS[name]
+    config = transformer.config
+    if name == "zimage":  # Z-Image names them n_heads and dim
+        assert (config.n_heads, config.dim // config.n_heads) == (2, 16)
+    else:
         assert (config.num_attention_heads, config.attention_head_dim) == (2, 16)
 
 
@@ -133,9 +163,13 @@ def test_bfloat16_matches_checkpoint_loading(name: str, tmp_path) -> None:
             loaded = {k: t.dtype for k, t in [*other.named_parameters(), *other.named_buffers()]}
             assert built == loaded, key
     assert pipe.transformer.dtype == torch.bfloat16
-    out = _run(pipe, name, steps=2)
+    # bfloat16 convolutions are slow on CPU: a 32×32 call (5 frames for video) keeps this fast
+    small = {"height": 32, "width": 32}
+    if "num_frames" in tiny_call_kwargs(name):
+        small["num_frames"] = 5
+    out = _run(pipe, name, steps=2, **small)
     assert out.dtype == torch.bfloat16
-    assert torch.equal(out, _run(reloaded, name, steps=2))
+    assert torch.equal(out, _run(reloaded, name, steps=2, **small))
 
 
 def test_wan_bfloat16_keeps_float32_modules() -> None:

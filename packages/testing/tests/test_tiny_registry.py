@@ -19,7 +19,17 @@ from ditkit_testing import (
 
 
 def test_names() -> None:
-    assert tiny_pipeline_names() == ("flux", "qwen_image", "wan")
+    assert tiny_pipeline_names() == (
+        "flux",
+        "qwen_image",
+        "wan",
+        "flux2",
+        "hunyuan_video",
+        "ltx",
+        "cogvideox",
+        "sd3",
+        "zimage",
+    )
     assert tuple(TINY_PIPELINES) == tiny_pipeline_names()
     assert TINY_PIPELINES["wan"].__name__ == "build_wan_pipeline"
 
@@ -30,6 +40,12 @@ def test_pipeline_classes() -> None:
         "flux": "FluxPipeline",
         "qwen_image": "QwenImagePipeline",
         "wan": "WanPipeline",
+        "flux2": "Flux2Pipeline",
+        "hunyuan_video": "HunyuanVideoPipeline",
+        "ltx": "LTXPipeline",
+        "cogvideox": "CogVideoXPipeline",
+        "sd3": "StableDiffusion3Pipeline",
+        "zimage": "ZImagePipeline",
     }
     assert type(build_tiny_transformer("qwen_image")).__name__ == "QwenImageTransformer2DModel"
 
@@ -72,8 +88,12 @@ def test_call_kwargs(name: str) -> None:
     assert a["height"] % 16 == 0 and a["width"] % 16 == 0
     if name == "qwen_image":
         assert a["true_cfg_scale"] > 1 and a["negative_prompt"]
-    if name == "wan":
-        assert a["guidance_scale"] > 1 and a["negative_prompt"] and (a["num_frames"] - 1) % 4 == 0
+    if name in ("wan", "ltx", "cogvideox", "sd3", "zimage"):  # CFG with a negative prompt
+        assert a["guidance_scale"] > 1 and a["negative_prompt"]
+    if name in ("flux", "flux2", "hunyuan_video"):  # guidance-distilled: embedded, no negative
+        assert a["guidance_scale"] > 1 and "negative_prompt" not in a
+    if "num_frames" in a:  # video: 4k + 1 frames for a temporal factor of 4
+        assert (a["num_frames"] - 1) % 4 == 0
 
 
 def test_import_is_light() -> None:

@@ -25,6 +25,25 @@ from .__about__ import __version__
 from .adapter import BlockAdapter, FakeDiffusionPipeline
 from .api import disable_cache, enable_cache, get_adapter, refresh_context
 from .config_loading import load_cache_config
+from .functors import (
+    AceStepPatchFunctor,
+    BriaFibo2PatchFunctor,
+    BriaFiboPatchFunctor,
+    ChromaPatchFunctor,
+    Cosmos3OmniPatchFunctor,
+    DiTPatchFunctor,
+    ErnieImagePatchFunctor,
+    GlmImagePatchFunctor,
+    HiDreamPatchFunctor,
+    HunyuanDiTPatchFunctor,
+    LattePatchFunctor,
+    LTX2PatchFunctor,
+    MotifVideoPatchFunctor,
+    QwenImage21PatchFunctor,
+    WanAnimatePatchFunctor,
+    WanVACEPatchFunctor,
+    ZImageControlNetPatchFunctor,
+)
 from .params import ParamsModifier
 from .patch_functor import PatchFunctor
 from .registry import BlockAdapterRegister
@@ -38,18 +57,35 @@ def supported_pipelines(**kwargs: object) -> tuple[int, list[str]]:
 
 
 __all__ = [
+    "AceStepPatchFunctor",
     "BasicCacheConfig",
     "BlockAdapter",
     "BlockAdapterRegister",
+    "BriaFibo2PatchFunctor",
+    "BriaFiboPatchFunctor",
     "CacheStats",
     "CacheType",
+    "ChromaPatchFunctor",
     "ConfigError",
+    "Cosmos3OmniPatchFunctor",
     "DBCacheConfig",
     "DBPruneConfig",
+    "DiTPatchFunctor",
+    "ErnieImagePatchFunctor",
     "FakeDiffusionPipeline",
     "ForwardPattern",
+    "GlmImagePatchFunctor",
+    "HiDreamPatchFunctor",
+    "HunyuanDiTPatchFunctor",
+    "LTX2PatchFunctor",
+    "LattePatchFunctor",
+    "MotifVideoPatchFunctor",
     "ParamsModifier",
     "PatchFunctor",
+    "QwenImage21PatchFunctor",
+    "WanAnimatePatchFunctor",
+    "WanVACEPatchFunctor",
+    "ZImageControlNetPatchFunctor",
     "__version__",
     "block_range",
     "cache_type",

@@ -51,13 +51,13 @@ from .adapter import BlockAdapter, ResolvedTransformer
 from .params import ParamsModifier
 from .patch_functor import PatchFunctor
 from .registry import BlockAdapterRegister
-from .state import BlockList, TransformerCache, get_cache
+from .state import PIPELINE_ATTRIBUTE, BlockList, TransformerCache, get_cache
 from .summary import collect_caches
 
 __all__ = ["disable_cache", "enable_cache", "get_adapter", "refresh_context"]
 
 CALIBRATOR_ENTRY_POINTS = "ditkit.calibrators"
-_PIPELINE_CACHES = "_ditkit_pipeline_caches"
+_PIPELINE_CACHES = PIPELINE_ATTRIBUTE
 
 _DEPRECATED_CACHE_KWARGS = (
     "Fn_compute_blocks",

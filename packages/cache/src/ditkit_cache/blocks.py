@@ -10,6 +10,11 @@ Patterns 0–2 take ``(hidden_states, encoder_hidden_states, *args)``; patterns 
 ``(hidden_states, *args)`` and may emit a new encoder stream. A block may return a tensor, a
 1-tuple, an ``(h, e)`` or ``(e, h)`` pair, or ``(tensor, non-tensor)``.
 
+The streams keep the memory layout the blocks give them (no ``.contiguous()`` copy, unlike
+cache-dit): a computed step hands the last blocks exactly what the uncached loop would, so a model
+whose stream is not contiguous (ACE-Step's comes out of a transposed convolution) rounds the same
+way; a cached step's sum takes the layout of the stream it is added to.
+
 Example:
     >>> import torch
     >>> from ditkit_interfaces import DBCacheConfig, ForwardPattern
@@ -153,23 +158,24 @@ class CachedBlocks(torch.nn.Module):
         hidden, encoder = run_blocks(pattern, self.blocks[:first], hidden, encoder, args, kwargs)
         fn_residual = self.residual(original, hidden)
         del original
+        # what a cached call combines with stored values: a shape change forces a compute
+        shapes = (fn_residual.shape, None if encoder is None else encoder.shape)
         ctx.mark_step_begin()
-        hit = ctx.can_cache(fn_residual)
+        hit = ctx.can_cache(fn_residual, shapes=shapes)
         if ctx.request.restart:  # the timestep rose: this call starts a new request
             ctx = self.context()
             ctx.mark_step_begin()
-            hit = ctx.can_cache(fn_residual)
+            hit = ctx.can_cache(fn_residual, shapes=shapes)
         residual_mode = ctx.cache_residual
         if hit:
             ctx.add_cached_step()
             del fn_residual
             stored = ctx.recall("Bn", "hidden")
-            hidden = (hidden + stored if residual_mode else stored).contiguous()
+            hidden = hidden + stored if residual_mode else stored
             if encoder is not None and returns_encoder:
                 stored_encoder = ctx.recall("Bn_encoder", "encoder")
                 if stored_encoder is not None:
                     encoder = encoder + stored_encoder if residual_mode else stored_encoder
-                    encoder = encoder.contiguous()
         else:
             ctx.branch.buffers["Fn"] = fn_residual
             del fn_residual
@@ -177,12 +183,10 @@ class CachedBlocks(torch.nn.Module):
             hidden, encoder = run_blocks(
                 pattern, self.blocks[first:last], hidden, encoder, args, kwargs
             )
-            hidden = hidden.contiguous()
             ctx.store("Bn", "hidden", hidden - hidden_fn if residual_mode else hidden)
-            if encoder is not None and returns_encoder:
-                encoder = encoder.contiguous()
-                if encoder_fn is not None or not residual_mode:
-                    value = encoder - encoder_fn if residual_mode else encoder
-                    ctx.store("Bn_encoder", "encoder", value)
+            stores_encoder = encoder_fn is not None or not residual_mode
+            if encoder is not None and returns_encoder and stores_encoder:
+                value = encoder - encoder_fn if residual_mode else encoder
+                ctx.store("Bn_encoder", "encoder", value)
             del hidden_fn, encoder_fn
         return run_blocks(pattern, self.blocks[last:], hidden, encoder, args, kwargs)

@@ -12,7 +12,14 @@ cache-dit 1.5.3's (reference §3.2–§3.4), in the same order:
 4. a threshold ``<= 0`` computes, ``>= 1`` caches, otherwise the relative L1 change of the Fn
    residual, ``mean|prev - cur| / mean|prev|``, must be strictly below the threshold.
 
-The diff costs one host-device synchronisation; it is the only one per transformer call.
+Two rules are ditkit's own. A call whose shapes differ from the branch's last computed call (a
+resolution change, a prefix KV cache that shortens the sequence) computes, whatever rules 2-4
+say: the stored residuals do not fit it. And without separate CFG, a call that the pipeline runs
+inside diffusers' ``transformer.cache_context("uncond")`` (true CFG in Flux or HunyuanVideo) is the
+CFG branch of the current step, not a step of its own.
+
+The diff costs one host-device synchronisation; it is the only one per transformer call (shapes
+are host metadata: comparing them costs nothing).
 
 Example:
     >>> import torch
@@ -33,26 +40,35 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from ditkit_interfaces import Calibrator, DBCacheConfig, DecisionReducer, LocalDecisionReducer
 
-__all__ = ["BranchState", "CacheContext", "RequestSignal"]
+__all__ = ["UNCOND_CALL", "BranchState", "CacheContext", "RequestSignal"]
+
+#: The diffusers ``cache_context`` name of a pipeline's unconditional (CFG) transformer call.
+UNCOND_CALL = "uncond"
+
+CalibratorStreams = Callable[[], dict[str, Calibrator]]
 
 
 @dataclasses.dataclass
 class RequestSignal:
-    """Whether the current transformer call starts a new request, shared by a transformer's lists.
+    """What the host knows about the current call, shared by a transformer's block lists.
 
     ``pending`` holds a device tensor (``True`` when the timestep rose) that is read together with
     the call's diff, so detecting a new request costs no extra host-device synchronisation.
     ``restart`` is set once it reads ``True``; the owner then starts fresh contexts.
+    ``call_name`` is the name of the diffusers ``cache_context`` the call runs in (``None``
+    outside one).
     """
 
     pending: torch.Tensor | None = None
     restart: bool = False
+    call_name: str | None = None
 
 
 @dataclasses.dataclass
@@ -66,11 +82,16 @@ class BranchState:
     accumulated_cached_steps: int = 0
     buffers: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
     calibrators: dict[str, Calibrator] = dataclasses.field(default_factory=dict)
+    #: per compared key: the shapes of the branch's last computed call (host metadata)
+    shapes: dict[str, tuple[Any, ...]] = dataclasses.field(default_factory=dict)
+    #: the step of the branch's latest call (-1: none in this request)
+    last_step: int = -1
 
     def clear_history(self) -> None:
         """Forget the cached steps and diffs of the previous request (counters accumulate)."""
         self.cached_steps.clear()
         self.residual_diffs.clear()
+        self.last_step = -1
 
     def reset_calibrators(self) -> None:
         for calibrator in self.calibrators.values():
@@ -84,8 +105,9 @@ class CacheContext:
         name (`str`): the block list's name, used in stats.
         cache_config (`DBCacheConfig`): a fully resolved config (no ``None`` in the fields the
             rules read; ``enable_separate_cfg`` resolved to a bool).
-        calibrators (`dict`, *optional*): per branch (``"cond"``, ``"cfg"``) and stream
-            (``"hidden"``, ``"encoder"``), a :class:`~ditkit_interfaces.Calibrator`.
+        calibrators (`Callable`, *optional*): builds one branch's calibrators, by stream
+            (``"hidden"``, ``"encoder"``); called for the conditional branch, and for the CFG
+            branch when separate CFG is on or its first ``"uncond"`` call comes.
         reducer (`DecisionReducer`, *optional*): averages the diff's means over parallel ranks.
         cache_residual (`bool`, defaults to `True`): cached steps add the stored Mn residual;
             ``False`` (a calibrator's ``"hidden_states"`` type) replaces the Mn output instead.
@@ -93,11 +115,14 @@ class CacheContext:
             block lists of the same transformer.
     """
 
+    #: a CFG call may reuse the conditional call's diff (``cfg_diff_compute_separate=False``)
+    shares_cfg_diff = True
+
     def __init__(
         self,
         name: str,
         cache_config: DBCacheConfig,
-        calibrators: dict[str, dict[str, Calibrator]] | None = None,
+        calibrators: CalibratorStreams | None = None,
         reducer: DecisionReducer | None = None,
         cache_residual: bool = True,
         request: RequestSignal | None = None,
@@ -115,8 +140,11 @@ class CacheContext:
         self.accumulated_transformer_executed_steps = 0
         self.cond = BranchState()
         self.cfg = BranchState()
-        for branch_name, streams in (calibrators or {}).items():
-            getattr(self, branch_name).calibrators.update(streams)
+        self.calibrator_streams = calibrators
+        if calibrators is not None:
+            self.cond.calibrators.update(calibrators())
+            if self.separate_cfg:
+                self.cfg.calibrators.update(calibrators())
         self.warmup_steps = frozenset(self._warmup_steps())
         self.threshold = _as_float(cache_config.residual_diff_threshold)
         self.branch = self.cond
@@ -141,26 +169,54 @@ class CacheContext:
         return self.transformer_executed_steps - 1
 
     def is_cfg_step(self) -> bool:
-        """Whether the current call is the separate CFG (unconditional) one."""
+        """Whether the current call is the CFG (unconditional) one.
+
+        With separate CFG, every other call is (cache-dit's rule); without it, a call that the
+        pipeline runs inside ``transformer.cache_context("uncond")`` is.
+        """
         if not self.separate_cfg:
-            return False
+            return self.request.call_name == UNCOND_CALL
         parity = self.current_transformer_step % 2
         return parity == 0 if self.cfg_compute_first else parity == 1
+
+    def _starts_step(self, is_cfg: bool) -> bool:
+        """Whether the current call is the first of a denoising step."""
+        if self.separate_cfg:
+            return is_cfg == self.cfg_compute_first
+        # named calls: a branch's call joins the step the other branch opened, if it has not
+        # run in that step itself (either order); unnamed calls are all conditional: one a step
+        mine, other = (self.cfg, self.cond) if is_cfg else (self.cond, self.cfg)
+        step = self.current_step
+        return not (step >= 0 and other.last_step == step and mine.last_step != step)
+
+    def request_done(self) -> bool:
+        """Whether the announced ``num_inference_steps`` are all done, so the next call (the
+        current one, when called from a call's start) begins a new request."""
+        steps = self.config.num_inference_steps
+        if steps is None:
+            return False
+        if self.separate_cfg:
+            return self.transformer_executed_steps >= 2 * steps
+        # the coming call (not counted yet) would open a step after the last one
+        return self.executed_steps >= steps and self._starts_step(self.is_cfg_step())
 
     @torch.compiler.disable
     def mark_step_begin(self) -> None:
         """Advance the counters for a new transformer call and select its branch."""
         self.transformer_executed_steps += 1
         self.accumulated_transformer_executed_steps += 1
-        is_cfg = self.is_cfg_step()
-        if not self.separate_cfg or is_cfg == self.cfg_compute_first:
-            self.executed_steps += 1
-            self.accumulated_executed_steps += 1
         if self.current_transformer_step == 0:
             for branch in (self.cond, self.cfg):
                 branch.clear_history()
                 branch.reset_calibrators()
+        is_cfg = self.is_cfg_step()
+        if self._starts_step(is_cfg):
+            self.executed_steps += 1
+            self.accumulated_executed_steps += 1
         self.branch = self.cfg if is_cfg else self.cond
+        self.branch.last_step = self.current_step
+        if is_cfg and not self.cfg.calibrators and self.calibrator_streams is not None:
+            self.cfg.calibrators.update(self.calibrator_streams())  # the first "uncond" call
         previous = self.current_step - 1
         if not self.branch.cached_steps or self.branch.cached_steps[-1] != previous:
             self.branch.continuous_cached_steps = 0
@@ -210,33 +266,51 @@ class CacheContext:
 
     @torch.compiler.disable
     def can_cache(
-        self, residual: torch.Tensor, threshold: float | None = None, previous_key: str = "Fn"
+        self,
+        residual: torch.Tensor,
+        threshold: float | None = None,
+        previous_key: str = "Fn",
+        shapes: tuple[Any, ...] | None = None,
     ) -> bool:
         """Decide the current call: may the middle blocks be skipped?
 
         ``residual`` is this call's Fn residual; it is compared with the branch's buffer
         ``previous_key`` (the residual of the last computed step; DBPrune passes a block's input).
+        ``shapes`` are the shapes of every stream a cached call combines with stored values
+        (default: the residual's); a call whose shapes differ from the last computed call's
+        computes. A call decided ``False`` computes, and its shapes are remembered.
         """
-        decision, diff = self._decide(residual, threshold, previous_key)
+        shapes = (residual.shape,) if shapes is None else shapes
+        decision, diff = self._decide(residual, threshold, previous_key, shapes)
         if self.request.pending is not None:
             self._resolve_pending(None)
         if self.request.restart:
             return False
         if diff is not None:
             self.add_residual_diff(diff)
-            return diff < self._threshold(threshold)
+            decision = diff < self._threshold(threshold)
+        if not decision:
+            self.branch.shapes[previous_key] = shapes
         return decision
 
     def _threshold(self, threshold: float | None) -> float:
         return self.threshold if threshold is None or threshold <= 0.0 else threshold
 
     def _decide(
-        self, residual: torch.Tensor, threshold: float | None, previous_key: str
+        self,
+        residual: torch.Tensor,
+        threshold: float | None,
+        previous_key: str,
+        shapes: tuple[Any, ...],
     ) -> tuple[bool, float | None]:
         """The decision, or ``(False, diff)`` when the diff decides (it is not recorded yet)."""
         decided = self.limits_allow_caching(previous_key)
-        if decided is not None:
-            return decided, None
+        if decided is False:
+            return False, None
+        if self.branch.shapes.get(previous_key, shapes) != shapes:
+            return False, None  # the stored values do not fit this call: compute, record no diff
+        if decided:
+            return True, None
         threshold = self._threshold(threshold)
         previous = self.branch.buffers.get(previous_key)
         if previous is None:
@@ -244,8 +318,12 @@ class CacheContext:
         if threshold >= 1.0:
             return True, None
         if previous.shape != residual.shape:
-            return False, None  # a resolution change: compute; the new residual replaces the old
-        if self.is_cfg_step() and not self.config.cfg_diff_compute_separate:
+            return False, None  # a buffer stored without its shapes: compute
+        if (
+            self.shares_cfg_diff
+            and self.is_cfg_step()
+            and not self.config.cfg_diff_compute_separate
+        ):
             shared = self.cond.residual_diffs.get(self.current_step)
             if shared is not None:
                 return False, shared

@@ -51,6 +51,8 @@ def check_prune_config(config: BasicCacheConfig) -> None:
 class PruneContext(CacheContext):
     """A :class:`CacheContext` whose decisions are per block (diffs are lists per step)."""
 
+    shares_cfg_diff = False  # each block decides on its own input: no single diff to share
+
     def __init__(self, name: str, cache_config: DBPruneConfig, **kwargs: Any) -> None:
         self.calibrator_builder: Callable[[], Any] | None = kwargs.pop("calibrator_builder", None)
         super().__init__(name, cache_config, **kwargs)
@@ -94,9 +96,14 @@ class PruneContext(CacheContext):
         return max(relaxed, self.threshold) if relaxed < cap else self.threshold
 
     @torch.compiler.disable
-    def can_prune(self, block: int, hidden: torch.Tensor) -> bool:
-        """Compare ``hidden``, block ``block``'s input, with its input at its last computed step."""
-        return self.can_cache(hidden, self.step_threshold(), previous_key=f"input_{block}")
+    def can_prune(
+        self, block: int, hidden: torch.Tensor, encoder: torch.Tensor | None = None
+    ) -> bool:
+        """Compare ``hidden``, block ``block``'s input, with its input at its last computed step
+        (streams of other shapes than then: compute)."""
+        shapes = (hidden.shape, None if encoder is None else encoder.shape)
+        key = f"input_{block}"
+        return self.can_cache(hidden, self.step_threshold(), previous_key=key, shapes=shapes)
 
     @torch.compiler.disable
     def add_pruned_step(self) -> None:
@@ -163,7 +170,7 @@ class PrunedBlocks(torch.nn.Module):
         hidden = hidden_states
         for index, block in enumerate(self.blocks):
             prunable = index not in protected
-            hit = prunable and ctx.can_prune(index, hidden)
+            hit = prunable and ctx.can_prune(index, hidden, encoder)
             if ctx.request.restart:  # this call starts a new request: fresh state, compute
                 ctx = self.context()
                 ctx.mark_step_begin()
@@ -180,12 +187,10 @@ class PrunedBlocks(torch.nn.Module):
                 output = block(hidden, *args, **kwargs)
             hidden, encoder = split_block_output(self.pattern, output, encoder)
             if prunable:
-                hidden = hidden.contiguous()
                 ctx.branch.buffers[f"input_{index}"] = before
                 residual = ctx.cache_residual
                 ctx.store_block("hidden", index, hidden - before if residual else hidden)
                 if encoder is not None and encoder_before is not None:
-                    encoder = encoder.contiguous()
                     value = encoder - encoder_before if residual else encoder
                     ctx.store_block("encoder", index, value)
         ctx.record_blocks(pruned, len(self.blocks))
@@ -197,11 +202,10 @@ class PrunedBlocks(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         key = f"hidden_{index}"
         stored = ctx.recall(key, key)
-        hidden = (hidden + stored if ctx.cache_residual else stored).contiguous()
+        hidden = hidden + stored if ctx.cache_residual else stored
         if encoder is not None:
             key = f"encoder_{index}"
             stored_encoder = ctx.recall(key, key)
             if stored_encoder is not None:
                 encoder = encoder + stored_encoder if ctx.cache_residual else stored_encoder
-                encoder = encoder.contiguous()
         return hidden, encoder

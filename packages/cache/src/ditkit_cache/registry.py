@@ -6,6 +6,11 @@ runs as a separate call) keyed by a class-name prefix; the prefix matches the pi
 (``FluxPipeline``, ``FluxImg2ImgPipeline``, …) or, for transformer-only use, the transformer's
 (``FluxTransformer2DModel``). A ``BlockSpec`` with ``dummy=True`` is merged into the list before
 it (its blocks run inside that list's cached wrapper; the attribute is emptied during forward).
+A pipeline-only prefix (:data:`PIPELINE_ONLY`: ``VisualCloze``, whose pipelines run
+``FluxTransformer2DModel``; ``Wan22Vace``, whose modular pipeline runs ``WanVACE``'s class) is
+matched by pipeline class names only; a bare transformer resolves to the family that owns its
+class. Besides ``pipe.transformer`` the adapter caches the pipeline's other transformers of the
+same class (:data:`EXTRA_TRANSFORMERS`: Wan 2.2's second expert, Ideogram 4's unconditional one).
 
 Custom factories can still be registered the cache-dit way::
 
@@ -17,6 +22,8 @@ Example:
     True
     >>> [BlockAdapterRegister.has_separate_cfg(p) for p in ("WanPipeline", "FluxPipeline")]
     [True, False]
+    >>> BlockAdapterRegister.family("VisualClozePipeline") is FAMILY_SPECS["Flux"]
+    True
 """
 
 from __future__ import annotations
@@ -35,12 +42,33 @@ from ditkit_interfaces import (
 )
 
 from .adapter import BlockAdapter, FakeDiffusionPipeline
-from .families import IMAGE_FAMILIES, UNSUPPORTED, VIDEO_FAMILIES
+from .families import (
+    IMAGE_FAMILIES,
+    PIPELINE_ONLY,
+    PIPELINE_ONLY_VIDEO_FAMILIES,
+    UNSUPPORTED,
+    VIDEO_FAMILIES,
+)
 
-__all__ = ["FAMILY_SPECS", "SEPARATE_CFG_PREFIXES", "BlockAdapterRegister", "adapter_from_spec"]
+__all__ = [
+    "EXTRA_TRANSFORMERS",
+    "FAMILY_SPECS",
+    "PIPELINE_ONLY",
+    "SEPARATE_CFG_PREFIXES",
+    "BlockAdapterRegister",
+    "adapter_from_spec",
+]
 
-#: pipeline-class prefix -> spec: the data behind the registry (one module per modality).
-FAMILY_SPECS: dict[str, TransformerSpec] = {**IMAGE_FAMILIES, **VIDEO_FAMILIES}
+#: pipeline-class prefix -> spec: the data behind the registry (one module per modality; the
+#: pipeline-only prefixes, :data:`PIPELINE_ONLY`, reuse the spec of the family owning the class).
+FAMILY_SPECS: dict[str, TransformerSpec] = {
+    **IMAGE_FAMILIES,
+    **VIDEO_FAMILIES,
+    **PIPELINE_ONLY_VIDEO_FAMILIES,
+}
+
+#: pipeline attributes holding further transformers that the same spec describes.
+EXTRA_TRANSFORMERS = ("transformer_2", "unconditional_transformer")
 
 #: cache-dit 1.5.3's list of pipeline prefixes whose CFG is a separate transformer call.
 SEPARATE_CFG_PREFIXES = (
@@ -65,12 +93,14 @@ AdapterFactory = Callable[..., BlockAdapter]
 def adapter_from_spec(pipe: Any, spec: TransformerSpec, **kwargs: Any) -> BlockAdapter:
     """A :class:`BlockAdapter` for ``pipe`` (or a bare transformer) built from a family spec.
 
-    A second transformer (``pipe.transformer_2``, Wan 2.2's low-noise expert) gets the same lists.
+    Further transformers of the pipeline (:data:`EXTRA_TRANSFORMERS`: Wan 2.2's low-noise expert
+    ``transformer_2``, Ideogram 4's ``unconditional_transformer``) get the same lists.
     """
     transformers = [pipe.transformer]
-    second = getattr(pipe, "transformer_2", None)
-    if isinstance(second, torch.nn.Module):
-        transformers.append(second)
+    for attribute in EXTRA_TRANSFORMERS:
+        extra = getattr(pipe, attribute, None)
+        if isinstance(extra, torch.nn.Module) and extra is not pipe.transformer:
+            transformers.append(extra)
     for transformer in transformers:
         lineage = {cls.__name__ for cls in type(transformer).__mro__}
         if spec.transformer_class not in lineage:
@@ -137,6 +167,7 @@ def _spec_factory(spec: TransformerSpec) -> AdapterFactory:
     def factory(pipe: Any, **kwargs: Any) -> BlockAdapter:
         return adapter_from_spec(pipe, spec, **kwargs)
 
+    factory.spec = spec  # type: ignore[attr-defined]
     return factory
 
 
@@ -189,12 +220,37 @@ class BlockAdapterRegister:
         return factory(pipe, **kwargs)
 
     @classmethod
+    def prefix(cls, pipe_or_module: Any) -> str | None:
+        """The registered prefix a pipeline, transformer or class name resolves to: the longest
+        one its class name starts with (a bare transformer: its family's), or ``None``.
+
+        Example:
+            >>> [BlockAdapterRegister.prefix(n) for n in ("StableDiffusion3Pipeline",
+            ...     "Wan22VaceModularPipeline", "WanVACETransformer3DModel", "UNet2DModel")]
+            ['StableDiffusion3', 'Wan22Vace', 'WanVACE', None]
+        """
+        key = cls._key(pipe_or_module)
+        matches = [prefix for prefix in cls._adapters.prefixes() if key.startswith(prefix)]
+        return max(matches, key=len, default=None)
+
+    @classmethod
     def is_supported(cls, pipe_or_module: Any) -> bool:
         factory = cls._adapters.match(cls._key(pipe_or_module))
         return factory is not None and getattr(factory, "supported", True)
 
     @classmethod
+    def family(cls, pipe_or_module: Any) -> TransformerSpec | None:
+        """The family spec a pipeline, transformer or class name resolves to (``None``: no spec,
+        a custom factory or a refused prefix)."""
+        return getattr(cls._adapters.match(cls._key(pipe_or_module)), "spec", None)
+
+    @classmethod
     def has_separate_cfg(cls, pipe_or_module: Any) -> bool:
+        """Whether CFG runs as a separate call: the family spec says so; for a custom factory,
+        cache-dit's list of prefixes (:data:`SEPARATE_CFG_PREFIXES`) decides."""
+        spec = cls.family(pipe_or_module)
+        if spec is not None:
+            return spec.has_separate_cfg
         key = cls._key(pipe_or_module)
         return any(key.startswith(prefix) for prefix in SEPARATE_CFG_PREFIXES)
 
@@ -210,7 +266,8 @@ class BlockAdapterRegister:
 
 for _prefix, _spec in FAMILY_SPECS.items():
     BlockAdapterRegister._adapters.add(_prefix, _spec_factory(_spec))
-    BlockAdapterRegister._transformer_prefixes.add(_spec.transformer_class, _prefix)
+    if _prefix not in PIPELINE_ONLY:  # a transformer class resolves to exactly one family
+        BlockAdapterRegister._transformer_prefixes.add(_spec.transformer_class, _prefix)
 for _prefix, _reason in UNSUPPORTED.items():  # longer prefixes than the families they shadow
     if _prefix not in BlockAdapterRegister._adapters:
         BlockAdapterRegister._adapters.add(_prefix, _unsupported_factory(_prefix, _reason))

@@ -8,9 +8,12 @@ patched, no module global holds state) and owns:
   holding its :class:`~ditkit_cache.blocks.CachedBlocks` (and each dummy list for an empty one)
   for the duration of the call, then puts the real lists back;
 - new-request detection: a pipeline call boundary (set by the pipeline wrapper), the announced
-  step count, or — for transformer-only use — a rise of the timestep between two calls.
+  step count, or — for transformer-only use — a rise of the timestep between two calls;
+- the name of the diffusers ``cache_context`` each call runs in: the transformer's
+  ``cache_context`` (diffusers' ``CacheMixin``) is wrapped per instance, so a pipeline's
+  ``with transformer.cache_context("uncond"):`` call is known to be the CFG branch.
 
-:meth:`TransformerCache.uninstall` restores the original ``forward`` exactly.
+:meth:`TransformerCache.uninstall` restores the original ``forward`` and ``cache_context`` exactly.
 
 Example:
     >>> import torch
@@ -34,10 +37,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -54,10 +58,19 @@ from .blocks import CachedBlocks
 from .context import CacheContext, RequestSignal
 from .prune import PruneContext, PrunedBlocks
 
-__all__ = ["ATTRIBUTE", "BlockList", "TransformerCache", "get_cache"]
+__all__ = [
+    "ATTRIBUTE",
+    "PIPELINE_ATTRIBUTE",
+    "BlockList",
+    "TransformerCache",
+    "get_cache",
+    "pipeline_caches",
+]
 
 #: The attribute under which a transformer carries its cache state.
 ATTRIBUTE = "_ditkit_cache"
+#: The attribute under which a cached pipeline lists the caches ``enable_cache`` installed.
+PIPELINE_ATTRIBUTE = "_ditkit_pipeline_caches"
 
 CalibratorBuilder = Callable[[CalibratorConfig], Any]
 
@@ -91,6 +104,12 @@ class BlockList:
 def get_cache(module: Any) -> TransformerCache | None:
     """The :class:`TransformerCache` installed on ``module``, or ``None``."""
     return getattr(module, ATTRIBUTE, None)
+
+
+def pipeline_caches(pipe: Any) -> list[TransformerCache]:
+    """The caches ``enable_cache(pipe)`` installed on ``pipe``'s transformers, still installed."""
+    recorded = vars(pipe).get(PIPELINE_ATTRIBUTE, ()) if hasattr(pipe, "__dict__") else ()
+    return [cache for cache in recorded if get_cache(cache.transformer) is cache]
 
 
 def _resolve(root: torch.nn.Module, path: str) -> tuple[torch.nn.Module, str]:
@@ -133,6 +152,8 @@ class TransformerCache:
         self.last_timestep: torch.Tensor | float | None = None
         self._original_forward: Any = None
         self._had_instance_forward = False
+        self._original_cache_context: Any = None
+        self._had_instance_cache_context = False
         self._timestep_index = self._find_timestep_parameter(transformer.forward)
         for block_list in block_lists:
             blocks = block_list.blocks
@@ -163,37 +184,25 @@ class TransformerCache:
     def new_context(self, block_list: BlockList) -> CacheContext:
         config = block_list.cache_config
         calibrator_config = block_list.calibrator_config
-        calibrators: dict[str, dict[str, Any]] = {}
         cache_residual = True
+        builder = None
         if calibrator_config is not None and self.calibrator_builder is not None:
             cache_residual = calibrator_config.calibrator_cache_type != "hidden_states"
-            branches = ("cond", "cfg") if config.enable_separate_cfg else ("cond",)
-            for branch in branches:
-                streams = {}
-                if calibrator_config.enable_calibrator:
-                    streams["hidden"] = self.calibrator_builder(calibrator_config)
-                if calibrator_config.enable_encoder_calibrator:
-                    streams["encoder"] = self.calibrator_builder(calibrator_config)
-                calibrators[branch] = streams
+            builder = functools.partial(self.calibrator_builder, calibrator_config)
         common = dict(reducer=self.reducer, cache_residual=cache_residual, request=self.request)
         if isinstance(config, DBPruneConfig):
-            builder = None
-            if calibrators:  # DBPrune keeps one calibrator per block, created on first use
-                builder = functools.partial(self.calibrator_builder, calibrator_config)
+            # DBPrune keeps one calibrator per block, created on first use
             return PruneContext(block_list.name, config, calibrator_builder=builder, **common)
-        return CacheContext(block_list.name, config, calibrators=calibrators, **common)
+        streams = None
+        if builder is not None and calibrator_config is not None:
+            streams = functools.partial(_calibrator_streams, builder, calibrator_config)
+        return CacheContext(block_list.name, config, calibrators=streams, **common)
 
     def start_request(self) -> None:
         """Fresh contexts for every list: the next call is step 0 of a new request."""
         self.request.pending = None
         self.request.restart = False
         self.contexts = {bl.name: self.new_context(bl) for bl in self.block_lists}
-
-    def _calls_per_request(self, context: CacheContext) -> int | None:
-        steps = context.config.num_inference_steps
-        if steps is None:
-            return None
-        return steps * (2 if context.separate_cfg else 1)
 
     @torch.compiler.disable
     def _detect_new_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -205,8 +214,7 @@ class TransformerCache:
         if not self.persistent:
             return
         for context in self.contexts.values():
-            calls = self._calls_per_request(context)
-            if calls is not None and context.transformer_executed_steps >= calls:
+            if context.request_done():
                 self.start_request()
                 self._remember_timestep(args, kwargs)
                 return
@@ -257,7 +265,23 @@ class TransformerCache:
         self._original_forward = transformer.forward
         object.__setattr__(transformer, ATTRIBUTE, self)
         transformer.forward = self._cached_forward
+        original = getattr(transformer, "cache_context", None)
+        if callable(original):  # diffusers' CacheMixin: observe the names of the calls
+            self._had_instance_cache_context = "cache_context" in vars(transformer)
+            self._original_cache_context = original
+            object.__setattr__(transformer, "cache_context", self._named_call)
         return self
+
+    @contextlib.contextmanager
+    def _named_call(self, name: str, *args: Any, **kwargs: Any) -> Iterator[None]:
+        """The transformer's ``cache_context``, which also tells the cache the call's name."""
+        request = self.request
+        previous, request.call_name = request.call_name, name
+        try:
+            with self._original_cache_context(name, *args, **kwargs):
+                yield
+        finally:
+            request.call_name = previous
 
     def uninstall(self) -> None:
         """Restore the transformer's own ``forward`` and forget every buffer."""
@@ -269,6 +293,14 @@ class TransformerCache:
                 del transformer.forward
         else:  # someone wrapped our forward afterwards (e.g. accelerate): become a pass-through
             self.block_lists = []
+        if self._original_cache_context is not None:
+            if vars(transformer).get("cache_context") == self._named_call:
+                if self._had_instance_cache_context:
+                    object.__setattr__(transformer, "cache_context", self._original_cache_context)
+                else:
+                    delattr(transformer, "cache_context")
+            self._original_cache_context = None
+        self.request.call_name = None
         self.contexts = {}
         if vars(transformer).get(ATTRIBUTE) is self:
             delattr(transformer, ATTRIBUTE)
@@ -314,3 +346,13 @@ class TransformerCache:
         """Start a new request at the next call (with the block lists' current configs)."""
         self.new_request_pending = True
         self.start_request()
+
+
+def _calibrator_streams(builder: Callable[[], Any], config: CalibratorConfig) -> dict[str, Any]:
+    """One branch's calibrators, by stream."""
+    streams = {}
+    if config.enable_calibrator:
+        streams["hidden"] = builder()
+    if config.enable_encoder_calibrator:
+        streams["encoder"] = builder()
+    return streams

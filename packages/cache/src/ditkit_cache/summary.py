@@ -1,10 +1,11 @@
 """``summary`` and ``strify``: what the cache did in the last request, and a run tag.
 
-``summary(x)`` returns one :class:`CacheStats` per cached block list (every transformer, Wan 2.2's
-second expert included), then one transformer-level entry per transformer, and logs cache-dit's
-percentile table of the residual diffs. Diffs are only real measurements: cache-dit mixed the
-sentinels -0.0/-1.0/-2.0 (threshold off, always cache, shape change) into them; ditkit records no
-diff in those cases, so the percentiles describe the model (docs/compat.md).
+``summary(x)`` returns one :class:`CacheStats` per cached block list (every transformer that
+``enable_cache`` cached: Wan 2.2's second expert, Ideogram 4's unconditional transformer), then
+one transformer-level entry per transformer, and logs cache-dit's percentile table of the
+residual diffs. Diffs are only real measurements: cache-dit mixed the sentinels -0.0/-1.0/-2.0
+(threshold off, always cache, shape change) into them; ditkit records no diff in those cases, so
+the percentiles describe the model (docs/compat.md).
 
 Example:
     >>> _percentile([0.1, 0.2, 0.3, 0.4], 50)
@@ -18,7 +19,9 @@ import logging
 import math
 from typing import Any
 
-from .state import get_cache
+import torch
+
+from .state import get_cache, pipeline_caches
 
 __all__ = ["CacheStats", "collect_caches", "strify", "summary"]
 
@@ -52,7 +55,12 @@ class CacheStats:
 
 
 def collect_caches(obj: Any) -> list[Any]:
-    """The :class:`~ditkit_cache.state.TransformerCache` objects reachable from ``obj``."""
+    """The :class:`~ditkit_cache.state.TransformerCache` objects reachable from ``obj``.
+
+    For a pipeline: the caches ``enable_cache(pipe)`` installed, in order (every transformer it
+    cached), then those of any other cached module the pipeline holds (a transformer cached on
+    its own).
+    """
     from .adapter import BlockAdapter
 
     if obj is None:
@@ -62,7 +70,14 @@ def collect_caches(obj: Any) -> list[Any]:
     elif get_cache(obj) is not None:
         candidates = [obj]
     else:
-        candidates = [getattr(obj, "transformer", None), getattr(obj, "transformer_2", None)]
+        caches = pipeline_caches(obj)
+        held = [getattr(obj, "transformer", None), getattr(obj, "transformer_2", None)]
+        held += list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+        for module in held:
+            cache = get_cache(module) if isinstance(module, torch.nn.Module) else None
+            if cache is not None and cache not in caches:
+                caches.append(cache)
+        return caches
     return [cache for cache in map(get_cache, candidates) if cache is not None]
 
 

@@ -103,6 +103,10 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _lazy.FORWARDED:
         return _lazy.resolve(name)
+    if name == "caching":  # cache-dit's module path: cache_dit.caching.patch_functors.X
+        import importlib
+
+        return importlib.import_module("ditkit.caching")
     raise AttributeError(f"module 'ditkit' has no attribute {name!r}")
 
 

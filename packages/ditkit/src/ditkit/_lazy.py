@@ -1,17 +1,22 @@
-"""The table of names the umbrella forwards to its components, resolved on first use.
+"""The tables of names and modules the umbrella forwards to its components, resolved on use.
 
 ``import ditkit`` imports only ``ditkit_interfaces``; a name such as ``ditkit.steps_mask`` imports
-its component the first time it is read. A name whose component is not installed (or is too old
-to provide it) raises :class:`~ditkit_interfaces.MissingComponentError` with the pip line.
+its component the first time it is read. cache-dit module paths that user code imports from
+(``cache_dit.caching.patch_functors``) exist as umbrella modules (``ditkit.caching.patch_functors``)
+re-exporting a component's module (:data:`MODULES`). A name or module whose component is not
+installed (or is too old to provide it) raises :class:`~ditkit_interfaces.MissingComponentError`
+with the pip line.
 """
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import Any
 
 from ditkit_interfaces.capabilities import require
 
-__all__ = ["FORWARDED", "resolve"]
+__all__ = ["FORWARDED", "MODULES", "resolve", "resolve_module"]
 
 # public name -> (component, attribute in that component's top-level package)
 FORWARDED: dict[str, tuple[str, str]] = {
@@ -51,8 +56,22 @@ FORWARDED: dict[str, tuple[str, str]] = {
 }
 
 
+# umbrella module path (cache-dit's, below ``ditkit.``) -> (component, module it re-exports)
+MODULES: dict[str, tuple[str, str]] = {
+    "caching.patch_functors": ("cache", "ditkit_cache.functors"),
+}
+
+
 def resolve(name: str) -> Any:
     """Import the component that provides ``name`` and return the attribute."""
     component, attribute = FORWARDED[name]
     module = require(component, f"ditkit.{name}", attribute=attribute)
     return getattr(module, attribute)
+
+
+def resolve_module(path: str) -> ModuleType:
+    """Import the component module that the umbrella module ``ditkit.<path>`` re-exports (a
+    component too old to have it raises :class:`~ditkit_interfaces.MissingComponentError`)."""
+    component, module = MODULES[path]
+    require(component, f"ditkit.{path}", attribute=module.rpartition(".")[2])
+    return importlib.import_module(module)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLIP_CONFIG",
+    "PIPELINE_CLASS",
     "SCHEDULER_CONFIG",
     "T5_CONFIG",
     "TRANSFORMER_CONFIG",
@@ -30,6 +31,9 @@ __all__ = [
     "build_transformer",
     "call_kwargs",
 ]
+
+#: the diffusers pipeline class :func:`build_pipeline` returns (the registry matches its name).
+PIPELINE_CLASS = "FluxPipeline"
 
 #: :class:`~diffusers.FluxTransformer2DModel` config: 2 double + 4 single blocks, hidden 32.
 TRANSFORMER_CONFIG: dict[str, Any] = {

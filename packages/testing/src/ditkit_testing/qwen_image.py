@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from diffusers import QwenImagePipeline, QwenImageTransformer2DModel
 
 __all__ = [
+    "PIPELINE_CLASS",
     "SCHEDULER_CONFIG",
     "TEXT_CONFIG",
     "TRANSFORMER_CONFIG",
@@ -33,6 +34,9 @@ __all__ = [
     "build_transformer",
     "call_kwargs",
 ]
+
+#: the diffusers pipeline class :func:`build_pipeline` returns (the registry matches its name).
+PIPELINE_CLASS = "QwenImagePipeline"
 
 #: :class:`~diffusers.QwenImageTransformer2DModel` config: 4 blocks, hidden 32.
 TRANSFORMER_CONFIG: dict[str, Any] = {

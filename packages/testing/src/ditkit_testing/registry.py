@@ -32,6 +32,12 @@ _MODULES: dict[str, str] = {
     "flux": "ditkit_testing.flux",
     "qwen_image": "ditkit_testing.qwen_image",
     "wan": "ditkit_testing.wan",
+    "flux2": "ditkit_testing.flux2",
+    "hunyuan_video": "ditkit_testing.hunyuan_video",
+    "ltx": "ditkit_testing.ltx",
+    "cogvideox": "ditkit_testing.cogvideox",
+    "sd3": "ditkit_testing.sd3",
+    "zimage": "ditkit_testing.zimage",
 }
 
 
@@ -65,8 +71,9 @@ def tiny_pipeline_names() -> tuple[str, ...]:
     """Names accepted by :func:`build_tiny_pipeline`, in registry order.
 
     Example:
-        >>> tiny_pipeline_names()
-        ('flux', 'qwen_image', 'wan')
+        >>> tiny_pipeline_names()  # doctest: +NORMALIZE_WHITESPACE
+        ('flux', 'qwen_image', 'wan', 'flux2', 'hunyuan_video', 'ltx', 'cogvideox', 'sd3',
+         'zimage')
     """
     return tuple(TINY_PIPELINES)
 
@@ -112,9 +119,10 @@ def build_tiny_transformer(
 def tiny_call_kwargs(name: str, num_inference_steps: int = 28, seed: int = 0) -> dict[str, Any]:
     """Standard ``pipe(**kwargs)`` arguments for a tiny pipeline, with a fresh seeded generator.
 
-    Small resolution, ``output_type="pt"``, and the guidance the real model uses: Flux embeds
-    guidance (one transformer call per step); Qwen-Image (true CFG) and Wan (CFG) make a second,
-    unconditional transformer call per step.
+    Small resolution, ``output_type="pt"``, and the guidance the real model uses: Flux, FLUX.2 and
+    HunyuanVideo embed guidance (one transformer call per step); SD3, Z-Image, LTX and CogVideoX
+    batch CFG (one call per step on a batch of two); Qwen-Image (true CFG) and Wan (CFG) make a
+    second, unconditional transformer call per step.
 
     Example:
         >>> kw = tiny_call_kwargs("qwen_image", num_inference_steps=10, seed=1)

@@ -7,8 +7,13 @@ simulation in list order. Nothing iterates over a set or a hash, so the ids are 
 every process and on every machine.
 
 The tokenizer classes are the ones the diffusers pipelines name in ``model_index.json``:
-:class:`~transformers.CLIPTokenizer` (Flux), :class:`~transformers.T5TokenizerFast` (Flux, Wan)
-and :class:`~transformers.Qwen2Tokenizer` (Qwen-Image). In transformers 5 the ``*Fast`` names are
+:class:`~transformers.CLIPTokenizer` (Flux, SD3, HunyuanVideo),
+:class:`~transformers.T5TokenizerFast` (Flux, Wan, SD3, LTX, CogVideoX),
+:class:`~transformers.Qwen2Tokenizer` (Qwen-Image; with Qwen3's chat template for Z-Image) and
+:class:`~transformers.LlamaTokenizerFast` (HunyuanVideo's Llama 3 tokens; FLUX.2's Mistral chat
+format). The Llama kind is a SentencePiece-style BPE
+(``▁`` marks a word start, unknown characters fall back to byte tokens) over
+:data:`WORDS` + :data:`EXTRA_WORDS`. In transformers 5 the ``*Fast`` names are
 aliases of the same ``tokenizers``-backed classes, so ``save_pretrained`` / ``from_pretrained``
 round-trip through the real loading code.
 
@@ -24,13 +29,19 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from transformers import CLIPTokenizer, Qwen2Tokenizer, T5TokenizerFast
+    from transformers import CLIPTokenizer, LlamaTokenizerFast, Qwen2Tokenizer, T5TokenizerFast
 
 __all__ = [
+    "EXTRA_WORDS",
+    "LLAMA3_SPECIAL_TOKENS",
+    "MISTRAL_SPECIAL_TOKENS",
     "QWEN_SPECIAL_TOKENS",
     "WORDS",
     "build_clip_tokenizer",
+    "build_llama3_tokenizer",
+    "build_mistral_tokenizer",
     "build_qwen2_tokenizer",
+    "build_qwen3_tokenizer",
     "build_t5_tokenizer",
 ]
 
@@ -78,11 +89,68 @@ QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
     "<|video_pad|>",
 )
 
+#: More fixed words, only in the Llama-kind vocabulary (so :data:`WORDS` and every older tokenizer
+#: stay as they are): the rest of HunyuanVideo's prompt template and of FLUX.2's system message.
+#: Append, never reorder or remove.
+EXTRA_WORDS: tuple[str, ...] = (
+    "following", "aspects", "main", "content", "theme", "actions", "events", "behaviors",
+    "temporal", "physical", "movement", "changes", "environment", "atmosphere", "angles",
+    "movements", "transitions", "used", "you", "AI", "reasons", "about", "descriptions", "give",
+    "structured", "responses", "focusing", "object", "attribution", "without", "speculation",
+)  # fmt: skip
+
+#: Llama-3 chat tokens of the HunyuanVideo tokenizer, in id order after the vocabulary.
+LLAMA3_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
+
+#: Mistral chat tokens of the FLUX.2 tokenizer, in id order after the vocabulary.
+MISTRAL_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<s>",
+    "</s>",
+    "<pad>",
+    "[INST]",
+    "[/INST]",
+    "[SYSTEM_PROMPT]",
+    "[/SYSTEM_PROMPT]",
+    "[IMG]",
+)
+
+#: Mistral's chat format: ``<s>[SYSTEM_PROMPT]…[/SYSTEM_PROMPT][INST]…[/INST]``; a message's
+#: content is a string or a list of ``{"type": "text", "text": …}`` parts (other parts dropped).
+MISTRAL_CHAT_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- for message in messages %}"
+    "{%- if message['content'] is string %}{%- set text = message['content'] %}"
+    "{%- else %}{%- set text = message['content'] | selectattr('type', 'equalto', 'text')"
+    " | map(attribute='text') | join('') %}{%- endif %}"
+    "{%- if message['role'] == 'system' %}{{- '[SYSTEM_PROMPT]' + text + '[/SYSTEM_PROMPT]' }}"
+    "{%- elif message['role'] == 'user' %}{{- '[INST]' + text + '[/INST]' }}"
+    "{%- else %}{{- text + eos_token }}{%- endif %}"
+    "{%- endfor %}"
+)
+
+#: Qwen3's chat format (text only); ``enable_thinking=False`` adds the empty thinking block.
+QWEN3_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+
 _CLIP_BOS = "<|startoftext|>"
 _CLIP_EOS = "<|endoftext|>"
 _CLIP_SUFFIX = "</w>"
 _T5_SPACE = "▁"
 _T5_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:!?'\"-()"
+_LLAMA_UNK = "<unk>"
+_QWEN3_THINK_TOKENS = ("<think>", "</think>")
 
 
 def _bytes_to_unicode() -> list[str]:
@@ -177,6 +245,18 @@ def _qwen_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
 
 
 @lru_cache(maxsize=1)
+def _llama_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """``<unk>``, 256 byte-fallback tokens, characters, then each word with and without ``▁``."""
+    alphabet = [_LLAMA_UNK, *(f"<0x{b:02X}>" for b in range(256)), _T5_SPACE, "\n", *_T5_CHARS]
+    words: list[list[str]] = [["\n", "\n"]]  # a blank line is one token, as in Llama 3
+    for word in (*WORDS, *EXTRA_WORDS):
+        for variant in _word_variants(word):
+            words.append([_T5_SPACE, *variant])
+            words.append(list(variant))
+    return _word_merges(alphabet, words)
+
+
+@lru_cache(maxsize=1)
 def _t5_vocab() -> tuple[tuple[str, float], ...]:
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     # Whole words score far above characters, so a listed word is always one piece.
@@ -245,5 +325,104 @@ def build_qwen2_tokenizer(model_max_length: int = 32768) -> Qwen2Tokenizer:
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
         extra_special_tokens=list(QWEN_SPECIAL_TOKENS[1:]),
+        model_max_length=model_max_length,
+    )
+
+
+def _llama_kind(
+    special_tokens: tuple[str, ...], model_max_length: int, **kwargs: object
+) -> LlamaTokenizerFast:
+    from transformers import LlamaTokenizerFast
+
+    vocab, merges = _llama_vocab()
+    vocab = dict(vocab)
+    for token in special_tokens:
+        vocab[token] = len(vocab)
+    named = {kwargs[k] for k in ("bos_token", "eos_token", "pad_token")}
+    return LlamaTokenizerFast(
+        vocab=vocab,
+        merges=list(merges),
+        unk_token=_LLAMA_UNK,
+        extra_special_tokens=[t for t in special_tokens if t not in named],
+        add_bos_token=True,
+        model_max_length=model_max_length,
+        **kwargs,
+    )
+
+
+def build_llama3_tokenizer(model_max_length: int = 131072) -> LlamaTokenizerFast:
+    """A :class:`~transformers.LlamaTokenizerFast` with Llama 3's chat tokens (HunyuanVideo).
+
+    Adds ``<|begin_of_text|>`` in front, pads on the right with ``<|end_of_text|>``. The words
+    of HunyuanVideo's prompt template are single tokens, so its system prefix is 95 tokens, the
+    ``crop_start`` the pipeline drops, as with the real tokenizer.
+
+    Example:
+        >>> tok = build_llama3_tokenizer()
+        >>> ids = tok("<|start_header_id|>user<|end_header_id|>\\n\\nA red cat").input_ids
+        >>> tok.convert_ids_to_tokens(ids)  # doctest: +NORMALIZE_WHITESPACE
+        ['<|begin_of_text|>', '<|start_header_id|>', 'user', '<|end_header_id|>', '\\n\\n',
+         'A', '▁red', '▁cat']
+    """
+    return _llama_kind(
+        LLAMA3_SPECIAL_TOKENS,
+        model_max_length,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<|end_of_text|>",
+        padding_side="right",
+    )
+
+
+def build_mistral_tokenizer(model_max_length: int = 131072) -> LlamaTokenizerFast:
+    """A :class:`~transformers.LlamaTokenizerFast` with Mistral's chat format (FLUX.2).
+
+    FLUX.2 names a ``PixtralProcessor``, which needs torchvision even for text; the pipeline
+    only calls its ``apply_chat_template``, which this tokenizer has
+    (:data:`MISTRAL_CHAT_TEMPLATE`). FLUX.2's system message is made of listed words, so it
+    takes few tokens.
+
+    Example:
+        >>> tok = build_mistral_tokenizer()
+        >>> chat = [{"role": "user", "content": [{"type": "text", "text": "a red cat"}]}]
+        >>> tok.apply_chat_template(chat, tokenize=False)
+        '<s>[INST]a red cat[/INST]'
+        >>> tok.convert_ids_to_tokens(tok.apply_chat_template(chat, return_dict=True).input_ids)
+        ['<s>', '[INST]', 'a', '▁red', '▁cat', '[/INST]']
+    """
+    return _llama_kind(
+        MISTRAL_SPECIAL_TOKENS,
+        model_max_length,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        chat_template=MISTRAL_CHAT_TEMPLATE,
+    )
+
+
+def build_qwen3_tokenizer(model_max_length: int = 40960) -> Qwen2Tokenizer:
+    """The Qwen2 tokenizer plus ``<think>`` / ``</think>`` and Qwen3's chat template (Z-Image).
+
+    Example:
+        >>> tok = build_qwen3_tokenizer()
+        >>> chat = [{"role": "user", "content": "a red cat"}]
+        >>> tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        '<|im_start|>user\\na red cat<|im_end|>\\n<|im_start|>assistant\\n'
+    """
+    from transformers import Qwen2Tokenizer
+
+    vocab, merges = _qwen_vocab()
+    vocab = dict(vocab)
+    for token in _QWEN3_THINK_TOKENS:
+        vocab[token] = len(vocab)
+    return Qwen2Tokenizer(
+        vocab=vocab,
+        merges=list(merges),
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=[*QWEN_SPECIAL_TOKENS[1:], *_QWEN3_THINK_TOKENS],
+        chat_template=QWEN3_CHAT_TEMPLATE,
         model_max_length=model_max_length,
     )

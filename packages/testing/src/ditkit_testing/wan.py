@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from diffusers import WanPipeline, WanTransformer3DModel
 
 __all__ = [
+    "PIPELINE_CLASS",
     "SCHEDULER_CONFIG",
     "TRANSFORMER_CONFIG",
     "UMT5_CONFIG",
@@ -28,6 +29,9 @@ __all__ = [
     "build_transformer",
     "call_kwargs",
 ]
+
+#: the diffusers pipeline class :func:`build_pipeline` returns (the registry matches its name).
+PIPELINE_CLASS = "WanPipeline"
 
 #: :class:`~diffusers.WanTransformer3DModel` config: 4 blocks, hidden 32.
 TRANSFORMER_CONFIG: dict[str, Any] = {

@@ -1,4 +1,56 @@
 """Patch functors: forward rewrites that make a model's blocks fit a forward pattern.
 
-A family spec names its functor as ``"ditkit_cache.functors.<module>:<Class>"``.
+A family spec names its functor as ``"ditkit_cache.functors.<module>:<Class>"``. Every functor is
+exported here; where cache-dit 1.5.3 has the same functor (``cache_dit.caching.patch_functors``)
+it carries cache-dit's class name, so ``patch_functor=HiDreamPatchFunctor()`` in code written
+for cache-dit runs unchanged (the umbrella re-exports this module as
+``ditkit.caching.patch_functors``). cache-dit's ``FluxPatchFunctor`` (for diffusers <= 0.34
+single blocks) and ``QwenImageControlNetPatchFunctor`` have no ditkit counterpart yet.
+
+Example:
+    >>> from ditkit_cache import functors
+    >>> issubclass(functors.WanVACEPatchFunctor, functors.PatchFunctor)
+    True
+    >>> all(name.endswith("PatchFunctor") for name in functors.__all__)
+    True
 """
+
+from ..patch_functor import PatchFunctor
+from .image_bria_fibo import BriaFiboPatchFunctor
+from .image_bria_fibo2 import BriaFibo2PatchFunctor
+from .image_chroma import ChromaPatchFunctor
+from .image_dit import DiTPatchFunctor
+from .image_ernie_image import ErnieImagePatchFunctor
+from .image_glm_image import GlmImagePatchFunctor
+from .image_hidream import HiDreamPatchFunctor
+from .image_hunyuan_dit import HunyuanDiTPatchFunctor
+from .image_qwen_image21 import QwenImage21PatchFunctor
+from .image_zimage import ZImageControlNetPatchFunctor
+from .video_ace_step import AceStepPatchFunctor
+from .video_cosmos3 import Cosmos3OmniPatchFunctor
+from .video_latte import LattePatchFunctor
+from .video_ltx2 import LTX2PatchFunctor
+from .video_motif_video import MotifVideoPatchFunctor
+from .video_wan_animate import WanAnimatePatchFunctor
+from .video_wan_vace import WanVACEPatchFunctor
+
+__all__ = [
+    "AceStepPatchFunctor",
+    "BriaFibo2PatchFunctor",
+    "BriaFiboPatchFunctor",
+    "ChromaPatchFunctor",
+    "Cosmos3OmniPatchFunctor",
+    "DiTPatchFunctor",
+    "ErnieImagePatchFunctor",
+    "GlmImagePatchFunctor",
+    "HiDreamPatchFunctor",
+    "HunyuanDiTPatchFunctor",
+    "LTX2PatchFunctor",
+    "LattePatchFunctor",
+    "MotifVideoPatchFunctor",
+    "PatchFunctor",
+    "QwenImage21PatchFunctor",
+    "WanAnimatePatchFunctor",
+    "WanVACEPatchFunctor",
+    "ZImageControlNetPatchFunctor",
+]

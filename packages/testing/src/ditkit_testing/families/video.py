@@ -2,45 +2,42 @@
 
 Each builder makes a randomly initialised diffusers transformer (2 heads, a few blocks, 1-2
 latent frames) and the keyword arguments of one forward call, both fixed by ``seed``. The
-``timestep`` entry is a 1-element tensor the caller replaces step by step.
+``timestep`` entry is a 1-element tensor the caller replaces step by step. This module holds
+the families of cache-dit 1.5.3's video prefixes (HunyuanVideo, LTX, CogVideoX, Wan-like, ...)
+and :data:`VIDEO_CASES`; :mod:`.video_recent` the classes diffusers added since, and
+:mod:`.video_functors` the families whose forward needs a patch functor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 
+from ._common import (
+    HEAD_DIM,
+    HEADS,
+    TEXT_DIM,
+    TEXT_LEN,
+    Builder,
+    _seeded,
+    _text,
+    _timestep,
+    _video,
+    _wan_like,
+)
+from .video_functors import ace_step, cosmos3, latte, ltx2, motif_video, wan_animate, wan_vace
+from .video_recent import (
+    joyimage_edit,
+    joyimage_edit_plus,
+    kandinsky6,
+    kandinsky6_sr,
+    minimax_h3,
+    minimax_music3,
+    sana_video,
+    sana_wm,
+    stable_audio3,
+)
+
 __all__ = ["VIDEO_CASES"]
-
-Builder = Callable[[int], tuple[Any, dict[str, Any]]]
-
-HEADS, HEAD_DIM, TEXT_DIM, TEXT_LEN = 2, 8, 16, 6
-
-
-def _seeded(make: Callable[[], tuple[Any, dict[str, Any]]]) -> Builder:
-    def build(seed: int = 0) -> tuple[Any, dict[str, Any]]:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model, kwargs = make()
-        return model.eval(), kwargs
-
-    build.__name__ = make.__name__
-    build.__doc__ = make.__doc__
-    return build
-
-
-def _video(channels: int = 4, frames: int = 2, size: int = 8) -> torch.Tensor:
-    return torch.randn(1, channels, frames, size, size)
-
-
-def _text(length: int = TEXT_LEN, dim: int = TEXT_DIM) -> torch.Tensor:
-    return torch.randn(1, length, dim)
-
-
-def _timestep() -> torch.Tensor:
-    return torch.tensor([999.0])
 
 
 @_seeded
@@ -217,25 +214,6 @@ def easyanimate():
     return model, kwargs
 
 
-def _wan_like(cls_name: str, **extra: Any) -> tuple[Any, dict[str, Any]]:
-    import diffusers
-
-    model = getattr(diffusers, cls_name)(
-        patch_size=(1, 2, 2),
-        num_attention_heads=HEADS,
-        attention_head_dim=HEAD_DIM,
-        in_channels=4,
-        out_channels=4,
-        text_dim=TEXT_DIM,
-        freq_dim=16,
-        ffn_dim=32,
-        num_layers=4,
-        **extra,
-    )
-    kwargs = dict(hidden_states=_video(), timestep=_timestep(), encoder_hidden_states=_text())
-    return model, kwargs
-
-
 @_seeded
 def skyreels_v2():
     return _wan_like("SkyReelsV2Transformer3DModel", rope_max_seq_len=32)
@@ -383,6 +361,45 @@ def kandinsky5():
     return model, kwargs
 
 
+@_seeded
+def hunyuan_video_framepack():
+    """Packed history latents (clean, 2x and 4x downsampled) before the noisy frame."""
+    from diffusers import HunyuanVideoFramepackTransformer3DModel
+
+    model = HunyuanVideoFramepackTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=HEADS,
+        attention_head_dim=HEAD_DIM,
+        num_layers=2,
+        num_single_layers=2,
+        num_refiner_layers=1,
+        text_embed_dim=TEXT_DIM,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 2, 4),
+        has_image_proj=True,
+        image_proj_dim=8,
+        has_clean_x_embedder=True,
+    )
+    kwargs = dict(
+        hidden_states=_video(frames=1),
+        timestep=_timestep(),
+        encoder_hidden_states=_text(),
+        encoder_attention_mask=torch.ones(1, TEXT_LEN),
+        pooled_projections=torch.randn(1, 8),
+        image_embeds=torch.randn(1, 4, 8),
+        indices_latents=torch.tensor([3]),
+        guidance=torch.tensor([3500.0]),
+        latents_clean=_video(),
+        indices_latents_clean=torch.tensor([0, 4]),
+        latents_history_2x=_video(),
+        indices_latents_history_2x=torch.tensor([1, 2]),
+        latents_history_4x=_video(frames=4),
+        indices_latents_history_4x=torch.tensor([5, 6, 7, 8]),
+    )
+    return model, kwargs
+
+
 VIDEO_CASES: dict[str, Builder] = {
     "hunyuan_video": hunyuan_video,
     "ltx_video": ltx_video,
@@ -399,4 +416,21 @@ VIDEO_CASES: dict[str, Builder] = {
     "helios": helios,
     "anyflow": anyflow,
     "kandinsky5": kandinsky5,
+    "hunyuan_video_framepack": hunyuan_video_framepack,
+    "sana_video": sana_video,
+    "sana_wm": sana_wm,
+    "stable_audio3": stable_audio3,
+    "kandinsky6": kandinsky6,
+    "kandinsky6_sr": kandinsky6_sr,
+    "motif_video": motif_video,
+    "minimax_h3": minimax_h3,
+    "minimax_music3": minimax_music3,
+    "joyimage_edit": joyimage_edit,
+    "joyimage_edit_plus": joyimage_edit_plus,
+    "ace_step": ace_step,
+    "wan_vace": wan_vace,
+    "wan_animate": wan_animate,
+    "ltx2": ltx2,
+    "latte": latte,
+    "cosmos3": cosmos3,
 }
