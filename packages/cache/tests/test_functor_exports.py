@@ -33,9 +33,9 @@ CACHE_DIT_FUNCTORS = (
     "WanVACEPatchFunctor",
     "ZImageControlNetPatchFunctor",
 )
-#: cache-dit functors without a ditkit counterpart yet (FLUX's single blocks take the text
-#: stream since diffusers 0.35; Qwen-Image's control net adds residuals between blocks).
-NOT_YET = {"FluxPatchFunctor", "QwenImageControlNetPatchFunctor"}
+#: cache-dit functors without a ditkit counterpart (FluxPatchFunctor and
+#: QwenImageControlNetPatchFunctor now move FLUX's and Qwen-Image's control residuals into blocks).
+NOT_YET: set[str] = set()
 
 
 def _defined() -> dict[str, type]:
@@ -68,6 +68,8 @@ def test_cache_dit_names():
     assert set(CACHE_DIT_FUNCTORS) - exported == NOT_YET
     # ditkit's own, for families cache-dit 1.5.3 does not register
     own = {"WanAnimatePatchFunctor", "LattePatchFunctor", "AceStepPatchFunctor"}
+    own |= {"SD3ControlNetPatchFunctor", "SanaControlNetPatchFunctor", "BriaControlNetPatchFunctor"}
+    own |= {"CosmosControlNetPatchFunctor", "ControlResidualsPatchFunctor"}
     assert own | {"MotifVideoPatchFunctor", "QwenImage21PatchFunctor"} <= exported
 
 

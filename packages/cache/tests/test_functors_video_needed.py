@@ -65,7 +65,8 @@ def _state(model: torch.nn.Module) -> dict[str, tuple]:
 
 def test_every_video_functor_is_tested_here():
     named = {name for name, spec in VIDEO_FAMILIES.items() if spec.patch_functor}
-    assert named == set(NEEDED) | GUARDS
+    control = {"Cosmos", "SanaVideo"}  # control-residual functors: test_controlnet_residuals.py
+    assert named - control == set(NEEDED) | GUARDS
 
 
 @pytest.mark.parametrize("family", sorted(set(NEEDED) - EXACT_WITHOUT))

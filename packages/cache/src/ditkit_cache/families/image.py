@@ -18,12 +18,17 @@ __all__ = ["IMAGE_FAMILIES", "PIPELINE_ONLY_IMAGE", "UNSUPPORTED_IMAGE"]
 P = ForwardPattern
 _FUNCTORS = "ditkit_cache.functors"
 
+# Families whose loop adds control-net residuals by block index (FLUX, Qwen-Image, SD3, Sana,
+# Bria, Chroma) name a functor that moves each residual into its block; without control samples
+# it changes nothing (functors/control_residuals.py).
+_CONTROL = f"{_FUNCTORS}.image_controlnet"
 _FLUX = TransformerSpec(
     "FluxTransformer2DModel",
     (
         BlockSpec("transformer_blocks", P.Pattern_1),
         BlockSpec("single_transformer_blocks", P.Pattern_1, dummy=True),
     ),
+    patch_functor=f"{_CONTROL}:FluxPatchFunctor",
 )
 # The layers take 'x' (not 'hidden_states') but are called positionally:
 # layer(unified, mask, freqs, adaln_input, noise_mask, t_noisy, t_clean) -> unified. Under a control
@@ -56,15 +61,20 @@ IMAGE_FAMILIES: dict[str, TransformerSpec] = {
         "QwenImageTransformer2DModel",
         (BlockSpec("transformer_blocks", P.Pattern_1),),
         has_separate_cfg=True,
+        patch_functor=f"{_CONTROL}:QwenImageControlNetPatchFunctor",
     ),
     "StableDiffusion3": TransformerSpec(
-        "SD3Transformer2DModel", (BlockSpec("transformer_blocks", P.Pattern_1),)
+        "SD3Transformer2DModel",
+        (BlockSpec("transformer_blocks", P.Pattern_1),),
+        patch_functor=f"{_CONTROL}:SD3ControlNetPatchFunctor",
     ),
     "PixArt": TransformerSpec(
         "PixArtTransformer2DModel", (BlockSpec("transformer_blocks", P.Pattern_3),)
     ),
     "Sana": TransformerSpec(
-        "SanaTransformer2DModel", (BlockSpec("transformer_blocks", P.Pattern_3),)
+        "SanaTransformer2DModel",
+        (BlockSpec("transformer_blocks", P.Pattern_3),),
+        patch_functor=f"{_CONTROL}:SanaControlNetPatchFunctor",
     ),
     "AuraFlow": TransformerSpec(
         "AuraFlowTransformer2DModel",
@@ -115,6 +125,7 @@ IMAGE_FAMILIES: dict[str, TransformerSpec] = {
             BlockSpec("transformer_blocks", P.Pattern_1),
             BlockSpec("single_transformer_blocks", P.Pattern_1),
         ),
+        patch_functor=f"{_CONTROL}:BriaControlNetPatchFunctor",
     ),
     "OmniGen": TransformerSpec("OmniGenTransformer2DModel", (BlockSpec("layers", P.Pattern_3),)),
     "PRX": TransformerSpec("PRXTransformer2DModel", (BlockSpec("blocks", P.Pattern_3),)),

@@ -49,7 +49,14 @@ def _one(
 
 
 # specs that a pipeline-only prefix shares (see PIPELINE_ONLY_VIDEO)
-_SANA_VIDEO = _one("SanaVideoTransformer3DModel", "transformer_blocks", P.Pattern_3)
+# Sana-Video adds control-net residuals in its loop by Sana's rule; the functor moves them into
+# the blocks (a no-op without control samples).
+_SANA_VIDEO = _one(
+    "SanaVideoTransformer3DModel",
+    "transformer_blocks",
+    P.Pattern_3,
+    functor="image_controlnet:SanaControlNetPatchFunctor",
+)
 _WAN_VACE = _one(
     "WanVACETransformer3DModel",
     "blocks",
@@ -83,7 +90,15 @@ VIDEO_FAMILIES: dict[str, TransformerSpec] = {
     # the text stream is passed positionally: P3 forwards it through *args untouched
     "SkyReelsV2": _one("SkyReelsV2Transformer3DModel", "blocks", P.Pattern_3, cfg=True),
     "ChronoEdit": _one("ChronoEditTransformer3DModel", "blocks", P.Pattern_2, cfg=True),
-    "Cosmos": _one("CosmosTransformer3DModel", "transformer_blocks", P.Pattern_2, cfg=True),
+    # Cosmos-Transfer passes each block its control residual by index; the functor hands each
+    # real block its own (a no-op without control samples)
+    "Cosmos": _one(
+        "CosmosTransformer3DModel",
+        "transformer_blocks",
+        P.Pattern_2,
+        cfg=True,
+        functor="video_controlnet:CosmosControlNetPatchFunctor",
+    ),
     "Helios": _one("HeliosTransformer3DModel", "blocks", P.Pattern_2, cfg=True),
     "AnyFlow": _one("AnyFlowTransformer3DModel", "blocks", P.Pattern_2),
     "StableAudio": _one("StableAudioDiTModel", "transformer_blocks", P.Pattern_3),

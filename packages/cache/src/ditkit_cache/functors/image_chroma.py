@@ -6,6 +6,10 @@ stand-in, so those offsets are wrong. The functor keeps the ``pooled_temb`` of t
 (a wrapper around ``distilled_guidance_layer``) and gives each real block a forward that slices
 its own modulation by its real index, ignoring the ``temb`` it is passed. Uncached, the slices
 are the ones the original loop takes, so outputs are bit-identical.
+
+Under a control net the loop also adds ``controlnet_block_samples`` after each double block and
+``controlnet_single_block_samples`` to the image tokens after each single block (FLUX's rules);
+the functor moves those additions into the blocks too (:mod:`.control_residuals`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 import torch
 
 from ..patch_functor import PatchFunctor
+from .control_residuals import ControlList, add_after_text, every_interval, patch_control_residuals
+from .image_controlnet import FLUX_CONTROL
 
 __all__ = ["ChromaPatchFunctor"]
 
@@ -44,7 +50,19 @@ class ChromaPatchFunctor(PatchFunctor):
         for blocks, slicer in ((doubles, double_temb), (singles, single_temb)):
             for index, block in enumerate(blocks):
                 block.forward = _with_own_temb(block.forward, slicer, index, current)
+        patch_control_residuals(transformer, _CONTROL, ("controlnet_blocks_repeat",))
         return transformer
+
+
+_CONTROL = (
+    FLUX_CONTROL[0],
+    ControlList(
+        "single_transformer_blocks",
+        "controlnet_single_block_samples",
+        every_interval,
+        add_after_text,
+    ),
+)
 
 
 def _with_own_temb(forward: Any, slicer: Any, index: int, current: dict) -> Any:
