@@ -36,7 +36,7 @@ TEST_SIBLINGS = {
     "cache": ["testing"],
     "parallel": ["testing"],
     "offload": ["testing"],
-    "ditkit": ["cache", "calibrators", "testing"],
+    "ditkit": ["cache", "calibrators", "testing", "metrics"],
 }
 NOT_SLOW = "not slow and not gpu and not multi_gpu"
 
@@ -98,8 +98,8 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """README command 1: the tiny pipeline, timed (cached vs uncached once the cache lands)."""
-    packages = ["interfaces", "testing", "cache", "calibrators", "ditkit"]
+    """README command 1: the trained fixture uncached vs cached: speed, quality, images, plot."""
+    packages = ["interfaces", "testing", "cache", "calibrators", "metrics", "ditkit"]
     _install(session, *(str(ROOT / "packages" / p) for p in packages))
     output = os.environ.get("DITKIT_DEMO_OUTPUT", str(ROOT / "demo-output"))
     session.run("ditkit", "demo", "--output", output, *session.posargs)

@@ -20,6 +20,15 @@ library's own ``steps_mask`` (``{"mask_policy": "medium", "total_steps": 28}``).
 "calibrator"}``) in this one process, on a fresh pipeline each, which saves the 5-10 s import of
 torch and diffusers per run; the output then maps each id to its result.
 
+``--pipeline fixture`` is the trained digits ``FluxPipeline`` of ``ditkit_testing.fixture`` (one
+32x32 image per digit of the run's ``"digits"``, default 0-9, image ``i`` seeded ``seed + i``).
+A run whose ``"config"`` is ``null`` runs uncached (the reference for quality metrics).
+``"repeats": N`` times N pipeline calls (``wall_s`` is their median, ``wall_s_runs`` all of
+them; ``cpu_s``/``cpu_s_runs`` the same in process CPU time, which a shared machine disturbs
+less; the first call's output is the one digested and saved). ``--save-images`` (or
+``"save_images": true`` in a run) writes each run's output tensor to ``<out>.images.safetensors``
+beside the JSON, keyed by run id (``"output"`` for a single run), for metrics computed outside.
+
 Each result holds, per ``CacheStats`` entry of ``summary()``: the cached steps, the CFG cached
 steps, their diffs and the prune stats; plus the output tensor's shape and checksum, and the wall
 times. A failure (e.g. ditkit's ``MissingComponentError`` before its cache engine lands) is
@@ -34,6 +43,7 @@ import importlib
 import importlib.abc
 import json
 import os
+import statistics
 import sys
 import time
 import traceback
@@ -65,6 +75,8 @@ STATS_FIELDS = (
     "cfg_pruned_blocks",
     "cfg_actual_blocks",
 )
+PIPELINES = ("flux", "qwen_image", "wan", "fixture")
+IMAGES_SUFFIX = ".images.safetensors"
 EXPECTED_CACHE_DIT_VERSION = "1.5.3"
 MISSING_LIBRARY_EXIT = 2
 RUN_FAILED_EXIT = 3
@@ -139,12 +151,19 @@ def stats_entry(stats: Any) -> dict[str, Any]:
     return entry
 
 
+def output_tensor(output: Any) -> Any:
+    """The pipeline output's image/video tensor, detached, on the CPU."""
+    import torch
+
+    tensor = output[0] if not isinstance(output, torch.Tensor) else output
+    return tensor.detach().to("cpu").contiguous()
+
+
 def output_digest(output: Any) -> dict[str, Any]:
     """Shape, dtype, SHA-256 of the bytes and two sums of the pipeline's output tensor."""
     import torch
 
-    tensor = output[0] if not isinstance(output, torch.Tensor) else output
-    tensor = tensor.detach().to("cpu").contiguous()
+    tensor = output_tensor(output)
     return {
         "shape": list(tensor.shape),
         "dtype": str(tensor.dtype),
@@ -154,58 +173,113 @@ def output_digest(output: Any) -> dict[str, Any]:
     }
 
 
-def run_once(lib: ModuleType, spec: dict[str, Any]) -> dict[str, Any]:
-    """Build the pipeline, enable the cache, run once, summarize; errors go into the result."""
+def build_pipeline(spec: dict[str, Any]) -> tuple[Any, Callable[[], Any]]:
+    """The run's fresh pipeline and a zero-argument call that runs it once, as the spec says."""
+    pipeline, steps, seed = spec["pipeline"], int(spec.get("steps", 28)), int(spec.get("seed", 0))
+    if pipeline == "fixture":
+        from ditkit_testing.fixture import build_fixture_pipeline, fixture_call_kwargs
+
+        pipe = build_fixture_pipeline()
+        digits = [int(d) for d in spec.get("digits", range(10))]
+
+        def call() -> Any:
+            return pipe(**fixture_call_kwargs(digits, num_inference_steps=steps, seed=seed))
+
+        return pipe, call
     from ditkit_testing import build_tiny_pipeline, tiny_call_kwargs
 
-    pipeline, steps, seed = spec["pipeline"], int(spec.get("steps", 28)), int(spec.get("seed", 0))
+    pipe = build_tiny_pipeline(pipeline, seed=seed)
+    return pipe, lambda: pipe(**tiny_call_kwargs(pipeline, num_inference_steps=steps, seed=seed))
+
+
+def run_once(lib: ModuleType, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Build the pipeline, enable the cache, run, summarize; the result and the output tensor.
+
+    Errors go into the result (the tensor is then None). ``"config": null`` runs uncached.
+    """
+    steps, seed = int(spec.get("steps", 28)), int(spec.get("seed", 0))
+    config = spec.get("config", {})
+    repeats = max(int(spec.get("repeats", 1)), 1)
     result: dict[str, Any] = {
         "library": lib.__name__,
         "version": getattr(lib, "__version__", None),
         "module_file": getattr(lib, "__file__", None),
-        "pipeline": pipeline,
+        "pipeline": spec["pipeline"],
         "steps": steps,
         "seed": seed,
-        "config": spec.get("config", {}),
+        "config": config,
         "calibrator": spec.get("calibrator"),
         "error": None,
     }
-    pipe = build_tiny_pipeline(pipeline, seed=seed)
+    if "digits" in spec:
+        result["digits"] = list(spec["digits"])
+    pipe, call = build_pipeline(spec)
+    tensor = None
     stage = "build the config"
     try:
-        cache_config = build_cache_config(lib, spec.get("config", {}))
-        result["steps_computation_mask"] = getattr(cache_config, "steps_computation_mask", None)
-        result["config_tag"] = cache_config.strify()
-        calibrator_config = build_calibrator_config(lib, spec.get("calibrator"))
-        stage = "enable_cache"
-        start = time.perf_counter()
-        lib.enable_cache(pipe, cache_config=cache_config, calibrator_config=calibrator_config)
-        result["enable_s"] = time.perf_counter() - start
+        if config is not None:
+            cache_config = build_cache_config(lib, config)
+            result["steps_computation_mask"] = getattr(cache_config, "steps_computation_mask", None)
+            result["config_tag"] = cache_config.strify()
+            calibrator_config = build_calibrator_config(lib, spec.get("calibrator"))
+            stage = "enable_cache"
+            start = time.perf_counter()
+            lib.enable_cache(pipe, cache_config=cache_config, calibrator_config=calibrator_config)
+            result["enable_s"] = time.perf_counter() - start
         stage = "run the pipeline"
-        start = time.perf_counter()
-        output = pipe(**tiny_call_kwargs(pipeline, num_inference_steps=steps, seed=seed))
-        result["wall_s"] = time.perf_counter() - start
-        result["output"] = output_digest(output)
-        stage = "summary"
-        stats = lib.summary(pipe, details=False, logging=False)
-        result["stats"] = [stats_entry(s) for s in stats]
-        stage = "disable_cache"
-        lib.disable_cache(pipe)
+        seconds, cpu_seconds, digests = [], [], []
+        for _ in range(repeats):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            output = call()
+            seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
+            digests.append(output_digest(output))
+            if tensor is None:
+                tensor = output_tensor(output)
+        result["wall_s"] = statistics.median(seconds)
+        result["wall_s_runs"] = seconds
+        result["cpu_s"] = statistics.median(cpu_seconds)  # this process's CPU time
+        result["cpu_s_runs"] = cpu_seconds
+        result["output"] = digests[0]
+        result["repeats_identical"] = all(d["sha256"] == digests[0]["sha256"] for d in digests)
+        if config is not None:
+            stage = "summary"
+            stats = lib.summary(pipe, details=False, logging=False)
+            result["stats"] = [stats_entry(s) for s in stats]
+            stage = "disable_cache"
+            lib.disable_cache(pipe)
+        else:
+            result["stats"] = []
     except Exception as error:  # recorded for the caller, which decides what it means
+        tensor = None
         result["error"] = {
             "stage": stage,
             "type": type(error).__name__,
             "message": str(error),
             "traceback": traceback.format_exc(),
         }
-    return result
+    return result, tensor
+
+
+def images_path(out: Path) -> Path:
+    """Where the output tensors of ``--out out.json`` go: ``out.images.safetensors``."""
+    return out.with_name(out.stem + IMAGES_SUFFIX)
+
+
+def save_images(tensors: dict[str, Any], out: Path) -> Path:
+    """Write ``{run id: output tensor}`` beside the JSON (safetensors); the path."""
+    from safetensors.torch import save_file
+
+    path = images_path(out)
+    save_file({key: value.contiguous() for key, value in tensors.items()}, str(path))
+    return path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--library", choices=LIBRARIES, required=True)
-    parser.add_argument("--pipeline", choices=("flux", "qwen_image", "wan"))
+    parser.add_argument("--pipeline", choices=PIPELINES)
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", default="{}", help="JSON of DBCacheConfig kwargs")
@@ -213,6 +287,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--matrix", type=Path, help="JSON list of runs (instead of --pipeline)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--save-images",
+        action="store_true",
+        help="write the output tensors to <out>.images.safetensors (per run id)",
+    )
     args = parser.parse_args(argv)
     if (args.matrix is None) == (args.pipeline is None):
         parser.error("give exactly one of --pipeline and --matrix")
@@ -232,9 +311,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    tensors: dict[str, Any] = {}
     if args.matrix is not None:
         specs = json.loads(args.matrix.read_text())
-        results = {spec["id"]: run_once(lib, spec) for spec in specs}
+        results = {}
+        for spec in specs:
+            results[spec["id"]], tensor = run_once(lib, spec)
+            if tensor is not None and (args.save_images or spec.get("save_images")):
+                tensors[spec["id"]] = tensor
         document: dict[str, Any] = {"library": args.library, "runs": results}
         failed = any(r["error"] for r in results.values())
     else:
@@ -245,9 +329,13 @@ def main(argv: list[str] | None = None) -> int:
             "config": json.loads(args.config),
             "calibrator": json.loads(args.calibrator) if args.calibrator else None,
         }
-        document = run_once(lib, spec)
+        document, tensor = run_once(lib, spec)
+        if tensor is not None and args.save_images:
+            tensors["output"] = tensor
         failed = document["error"] is not None
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if tensors:
+        document["images"] = str(save_images(tensors, args.out))
     args.out.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n")
     return RUN_FAILED_EXIT if failed else 0
 

@@ -2,7 +2,7 @@
 
 Example:
     $ ditkit info
-    $ ditkit demo --pipeline flux --steps 28 --output demo-output
+    $ ditkit demo --steps 28 --output demo-output
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ def _info() -> dict[str, object]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ditkit", description="ditkit command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run a tiny pipeline and time it")
-    demo.add_argument("--pipeline", default="flux", help="tiny pipeline: flux, qwen_image, wan")
+    demo = sub.add_parser("demo", help="the trained fixture, uncached vs cached: speed and quality")
     demo.add_argument("--steps", type=int, default=28, help="denoising steps (default 28)")
     demo.add_argument("--repeats", type=int, default=3, help="timed runs after a warm-up")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--output", default=None, help="folder for demo.json")
+    demo.add_argument("--output", default=None, help="folder for the table, images and plot")
+    demo.add_argument("--quiet", action="store_true", help="no table, no progress bar")
     sub.add_parser("info", help="installed components and versions as JSON")
     args = parser.parse_args(argv)
 
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--steps and --repeats must be at least 1")
     from .demo import run_demo
 
-    run_demo(args.pipeline, args.steps, args.repeats, args.seed, args.output)
+    run_demo(args.steps, args.repeats, args.seed, args.output, quiet=args.quiet)
     return 0
 
 

@@ -1,16 +1,18 @@
-"""The demo behind README command 1: one tiny pipeline, uncached and cached, side by side.
+"""The demo behind README command 1: the trained fixture, uncached and cached, side by side.
 
-It builds a tiny random-weight diffusers pipeline offline (``ditkit-testing``), runs it
-uncached, then with DBCache under a static steps mask (the "fast" policy: 11 of 28 steps
-computed) and with dynamic DBCache (F1B0), and prints wall time, speedup, cached steps and the
-output's difference from the uncached run (PSNR, max abs). The trained fixture model and its
-quality metrics replace the random model when the fixture issue lands.
+It loads the fixture that ships in ``ditkit-testing`` (a real ``FluxPipeline`` trained on
+handwritten digits; see its model card), draws one image per digit uncached, then with DBCache
+(F1B0, dynamic) and with DBCache + TaylorSeer, and reports for each: wall time, speedup, cached
+steps, PSNR and SSIM against the uncached images, and prompt accuracy (the share of images the
+fixture's digit classifier reads as the prompted digit). It writes ``demo.json``, ``demo.md``,
+``samples.png`` (one row per config) and ``residual_diffs.png`` (the per-step residual diff
+with cached steps marked).
 
 Example:
     >>> from ditkit.demo import run_demo
-    >>> result = run_demo(pipeline="flux", steps=8, repeats=1, quiet=True)  # doctest: +SKIP
+    >>> result = run_demo(steps=8, repeats=1, quiet=True)  # doctest: +SKIP
     >>> [row["config"] for row in result["rows"]]  # doctest: +SKIP
-    ['uncached', 'DBCache static fast mask', 'DBCache F1B0 dynamic']
+    ['uncached', 'DBCache F1B0', 'DBCache F1B0 + TaylorSeer']
 """
 
 from __future__ import annotations
@@ -18,125 +20,188 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ditkit_interfaces.capabilities import require
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_CONFIGS", "recommended_config", "run_demo"]
 
-# Random weights change a lot between steps (diff 0.13-0.4 on the tiny Flux): a threshold
-# that caches there would be far too loose for a trained model (cache-dit suggests 0.08-0.12).
-DYNAMIC_THRESHOLD = {"flux": 0.3, "qwen_image": 0.3, "wan": 0.08}
-
-
-def _timed(testing: Any, pipe: Any, name: str, steps: int, seed: int, repeats: int) -> tuple:
-    testing.run_tiny_pipeline(pipe, name, num_inference_steps=steps, seed=seed)  # warm-up
-    runs, output = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        output = testing.run_tiny_pipeline(pipe, name, num_inference_steps=steps, seed=seed)
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), output
+THRESHOLD = 0.12
+WARMUP = 4
 
 
-def _psnr(reference: Any, test: Any) -> float:
-    mse = float(((reference.float() - test.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+def recommended_config(steps: int = 28) -> tuple[Any, Any]:
+    """ditkit's recommended start on a FLUX-like model: DBCache F1B0 (residual diff threshold
+    0.12, 4 warm-up steps) with a second-order TaylorSeer; the CI quality gate holds it.
+
+    Example:
+        >>> cache, calibrator = recommended_config()
+        >>> cache.Fn_compute_blocks, cache.residual_diff_threshold, calibrator.taylorseer_order
+        (1, 0.12, 2)
+    """
+    import ditkit
+
+    cache = ditkit.DBCacheConfig(
+        Fn_compute_blocks=1,
+        Bn_compute_blocks=0,
+        residual_diff_threshold=THRESHOLD,
+        max_warmup_steps=min(WARMUP, steps),
+    )
+    return cache, ditkit.TaylorSeerCalibratorConfig(taylorseer_order=2)
+
+
+def _plain(steps: int) -> tuple[Any, Any]:
+    return recommended_config(steps)[0], None
+
+
+#: (label, steps -> (cache config, calibrator config)); ``None`` configs run uncached.
+DEMO_CONFIGS: tuple[tuple[str, Callable[[int], tuple[Any, Any]] | None], ...] = (
+    ("uncached", None),
+    ("DBCache F1B0", _plain),
+    ("DBCache F1B0 + TaylorSeer", recommended_config),
+)
+
+
+class _Progress:
+    """A progress bar over every denoising step of the demo (tqdm, on stderr)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=total, unit="step", disable=quiet, file=sys.stderr, leave=False, mininterval=1.0
+        )
+
+    def callback(self, pipe: Any, step: int, timestep: Any, kwargs: dict) -> dict:
+        self.bar.update(1)
+        return {}
+
+
+def _images(pipe: Any, fixture: Any, digits: list[int], steps: int, seed: int, bar: _Progress):
+    kwargs = fixture.fixture_call_kwargs(digits, num_inference_steps=steps, seed=seed)
+    return pipe(**kwargs, callback_on_step_end=bar.callback).images
+
+
+def _diffs(stats: Any) -> dict[int, float]:
+    return {int(step): float(value) for step, value in (stats.residual_diffs or {}).items()}
 
 
 def run_demo(
-    pipeline: str = "flux",
     steps: int = 28,
     repeats: int = 3,
     seed: int = 0,
     output_dir: str | Path | None = None,
     quiet: bool = False,
+    digits: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Run the tiny ``pipeline`` uncached and cached; return (and print) the comparison.
+    """Run the fixture uncached and cached; return (and print, and write) the comparison.
 
-    With ``output_dir``, the result is also written there as ``demo.json``.
+    Each config runs once to warm up, then ``repeats`` times; the wall time is the median.
     """
-    testing = require("testing", "the ditkit demo")
-    cache = require("cache", "the ditkit demo", attribute="enable_cache")
     import torch
 
-    pipe = testing.build_tiny_pipeline(pipeline, seed=seed)
-    configs = [
-        ("uncached", None),
-        (
-            "DBCache static fast mask",
-            cache.DBCacheConfig(
-                Fn_compute_blocks=1,
-                steps_computation_mask=cache.steps_mask(mask_policy="fast", total_steps=steps),
-                steps_computation_policy="static",
-            )
-            if steps >= 8
-            else None,
-        ),
-        (
-            "DBCache F1B0 dynamic",
-            cache.DBCacheConfig(
-                Fn_compute_blocks=1,
-                residual_diff_threshold=DYNAMIC_THRESHOLD[pipeline],
-                max_warmup_steps=min(4, steps),
-            ),
-        ),
-    ]
+    import ditkit
+
+    require("testing", "the ditkit demo")
+    from ditkit_testing import fixture
+
+    metrics = require("metrics", "the ditkit demo")
+    digits = list(range(10)) if digits is None else list(digits)
+    pipe = fixture.build_fixture_pipeline()
+    classifier = fixture.load_digit_classifier()
+    bar = _Progress(len(DEMO_CONFIGS) * (repeats + 1) * steps, quiet)
     rows: list[dict[str, Any]] = []
-    reference = None
-    baseline = 0.0
-    for label, config in configs:
-        if config is None and label != "uncached":
-            continue
-        if config is not None:
-            cache.enable_cache(pipe, config)
-        seconds, output = _timed(testing, pipe, pipeline, steps, seed, repeats)
-        stats = cache.summary(pipe, logging=False) if config is not None else []
-        cached = stats[0].cached_steps if stats else []
-        if config is not None:
-            cache.disable_cache(pipe)
+    grid, series = [], []
+    reference, baseline = None, 0.0
+    for label, make in DEMO_CONFIGS:
+        cache_config, calibrator_config = make(steps) if make is not None else (None, None)
+        if cache_config is not None:
+            ditkit.enable_cache(
+                pipe, cache_config=cache_config, calibrator_config=calibrator_config
+            )
+        seconds, images = [], None
+        with torch.no_grad():
+            for run in range(repeats + 1):
+                start = time.perf_counter()
+                images = _images(pipe, fixture, digits, steps, seed, bar)
+                if run:
+                    seconds.append(time.perf_counter() - start)
+        stats = ditkit.summary(pipe, logging=False)[0] if cache_config is not None else None
+        if cache_config is not None:
+            ditkit.disable_cache(pipe)
+        wall = statistics.median(seconds)
         if reference is None:
-            reference, baseline = output, seconds
+            reference, baseline = images, wall
+        cached = list(stats.cached_steps) if stats is not None else []
+        psnr = metrics.psnr(reference, images, data_range=1.0, reduction="none")
+        finite = [float(v) for v in psnr if math.isfinite(float(v))]
         rows.append(
             {
                 "config": label,
-                "tag": config.strify() if config is not None else "-",
-                "seconds": round(seconds, 4),
-                "speedup": round(baseline / seconds, 2),
+                "tag": cache_config.strify() if cache_config is not None else "-",
+                "calibrator": type(calibrator_config).__name__ if calibrator_config else None,
+                "seconds": round(wall, 4),
+                "speedup": round(baseline / wall, 3),
                 "cached_steps": cached,
                 "computed": steps - len(cached),
-                "psnr_db": round(_psnr(reference, output), 2),
-                "max_abs_diff": round(float((reference - output).abs().max()), 5),
+                "psnr_db": round(statistics.mean(finite), 3) if finite else math.inf,
+                "ssim": round(float(metrics.ssim(reference, images, data_range=1.0)), 5),
+                "prompt_accuracy": metrics.compute_prompt_accuracy(images, digits, classifier),
             }
         )
+        grid.append((label, images))
+        if stats is not None:
+            series.append((label, _diffs(stats), cached, cache_config.residual_diff_threshold))
+    bar.bar.close()
     result = {
-        "pipeline": type(pipe).__name__,
-        "transformer": type(pipe.transformer).__name__,
+        "model": "ditkit fixture (FluxPipeline trained on digits, 32x32)",
+        "digits": digits,
         "steps": steps,
         "repeats": repeats,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "rows": rows,
     }
+    table = _table(result)
     if not quiet:
-        print(_table(result))
+        print(table)
     if output_dir is not None:
-        path = Path(output_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "demo.json").write_text(json.dumps(result, indent=2) + "\n")
-        if not quiet:
-            print(f"wrote {path / 'demo.json'}")
+        _write(Path(output_dir), result, table, grid, series, steps, quiet)
     return result
 
 
+def _write(path: Path, result: dict, table: str, grid: list, series: list, steps: int, quiet: bool):
+    from .plots import residual_diff_plot, sample_grid
+
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "demo.json").write_text(json.dumps(result, indent=2) + "\n")
+    (path / "demo.md").write_text(table + "\n")
+    sample_grid(grid, path / "samples.png")
+    residual_diff_plot(series, steps, path / "residual_diffs.png")
+    if not quiet:
+        names = ", ".join(("demo.json", "demo.md", "samples.png", "residual_diffs.png"))
+        print(f"wrote {names} to {path}")
+
+
 def _table(result: dict[str, Any]) -> str:
-    header = ("config", "wall (s)", "speedup", "computed", "PSNR vs uncached", "max abs diff")
+    header = (
+        "config",
+        "wall (s)",
+        "speedup",
+        "computed steps",
+        "PSNR vs uncached",
+        "SSIM",
+        "prompt accuracy",
+    )
     lines = [
-        f"ditkit demo: {result['pipeline']} ({result['transformer']}, tiny random weights), "
-        f"{result['steps']} steps, median of {result['repeats']}, torch {result['torch']}, "
+        f"ditkit demo: {result['model']}, {len(result['digits'])} images, {result['steps']} "
+        f"steps, median of {result['repeats']}, torch {result['torch']}, "
         f"{result['threads']} threads",
+        "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
@@ -148,9 +213,13 @@ def _table(result: dict[str, Any]) -> str:
             f"{row['speedup']:.2f}x",
             f"{row['computed']}/{result['steps']}",
             psnr,
-            f"{row['max_abs_diff']:.4f}",
+            f"{row['ssim']:.4f}",
+            f"{row['prompt_accuracy']:.0%}",
         )
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
     for row in result["rows"][1:]:
-        lines.append(f"{row['config']}: cached steps {row['cached_steps']}")
+        calibrator = f" + {row['calibrator']}" if row["calibrator"] else ""
+        tag = f"{row['tag']}{calibrator}"
+        lines.append(f"{row['config']} ({tag}): cached steps {row['cached_steps']}")
     return "\n".join(lines)

@@ -1,0 +1,5 @@
+"""``python -m ditkit_metrics``: the ``ditkit-metrics`` command."""
+
+from .cli import entrypoint
+
+entrypoint()

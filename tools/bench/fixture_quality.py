@@ -1,0 +1,843 @@
+"""Speed/quality Pareto of cache configs on the trained fixture, ditkit vs cache-dit 1.5.3.
+
+Runs a matrix of DBCache configs (F1B0/F4B0/F8B0 x thresholds, static and dynamic steps masks,
+TaylorSeer/FoCa/DMD on a few of them) on the fixture ``FluxPipeline`` of ``ditkit_testing``
+(one 32x32 image per digit, seeds fixed) at 28 and 50 steps, under each library in its own
+single-threaded subprocess (``tools/compat/run_cached.py``, started by ``harness.run_both``;
+cache-dit is unpacked into ``build/compat/cache-dit-1.5.3``, never into the environment). Each
+run's images come back as safetensors; this process scores them against the same library's
+uncached images (PSNR, SSIM) and with the fixture's digit classifier, and writes
+``quality.json``, ``quality.png`` and the generated blocks of ``quality.md`` (text outside the
+``<!-- begin generated: ... -->`` markers is kept, so the hand-written analysis survives).
+
+    python tools/bench/fixture_quality.py                  # docs/benchmarks/quality.*
+    python tools/bench/fixture_quality.py --only ditkit --steps 28 --out-dir /tmp/q
+    python tools/bench/fixture_quality.py --render-only    # .md/.png again from quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import itertools
+import json
+import math
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools" / "compat"))
+import harness  # noqa: E402  (tools/compat is not a package)
+
+LIBRARIES = ("ditkit", "cache_dit")
+LIB_LABEL = {"ditkit": "ditkit", "cache_dit": "cache-dit 1.5.3"}
+THRESHOLDS = (0.05, 0.08, 0.12, 0.2, 0.3)
+FN_BN = ((1, 0), (4, 0), (8, 0))
+POLICIES = ("slow", "medium", "fast", "ultra")
+WARMUP = 4
+DYNAMIC_THRESHOLD = 0.12
+CALIBRATORS: dict[str, dict[str, Any]] = {
+    "TaylorSeer o1": {"type": "taylorseer", "taylorseer_order": 1},
+    "TaylorSeer o2": {"type": "taylorseer", "taylorseer_order": 2},
+    "FoCa": {"type": "foca"},
+    "DMD": {"type": "dmd"},
+}
+CALIBRATED_BASES = ("F1B0 rdt=0.12", "F1B0 rdt=0.3", "SCM static fast", "SCM static ultra")
+PSNR_CAP = 100.0  # dB given to a bit-identical image when averaging
+WORKDIR = ROOT / "build" / "bench" / "fixture-quality"
+OUT_DIR = ROOT / "docs" / "benchmarks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One cache config of the matrix: a key, its family and the JSON ``run_cached`` takes."""
+
+    key: str
+    family: str
+    cache: dict[str, Any] | None  # DBCacheConfig kwargs; None: uncached
+    mask_policy: str | None = None
+    calibrator: dict[str, Any] | None = None
+
+    def spec(self, steps: int, digits: Sequence[int], seed: int, repeats: int) -> dict[str, Any]:
+        """The run for ``run_cached.py --matrix`` at ``steps`` (images saved)."""
+        cache = None if self.cache is None else dict(self.cache)
+        if cache is not None and self.mask_policy is not None:
+            mask = {"mask_policy": self.mask_policy, "total_steps": steps}
+            cache["steps_computation_mask"] = mask
+        return {
+            "id": run_id(steps, self.key),
+            "pipeline": "fixture",
+            "steps": steps,
+            "seed": seed,
+            "digits": list(digits),
+            "config": cache,
+            "calibrator": self.calibrator,
+            "repeats": repeats,
+            "save_images": True,
+        }
+
+
+def run_id(steps: int, key: str) -> str:
+    """The id of config ``key`` at ``steps`` in the matrix and the image files."""
+    return f"{steps}/{key}"
+
+
+def dbcache(fn: int, bn: int, threshold: float, **extra: Any) -> dict[str, Any]:
+    """DBCacheConfig kwargs with the matrix's warmup."""
+    config = {"Fn_compute_blocks": fn, "Bn_compute_blocks": bn, "max_warmup_steps": WARMUP}
+    return config | {"residual_diff_threshold": threshold} | extra
+
+
+def default_configs() -> list[Config]:
+    """The full matrix: uncached, DBCache grid, steps masks, calibrators on four bases."""
+    configs = [Config("uncached", "uncached", None)]
+    for fn, bn in FN_BN:
+        for rdt in THRESHOLDS:
+            configs.append(Config(f"F{fn}B{bn} rdt={rdt}", f"F{fn}B{bn}", dbcache(fn, bn, rdt)))
+    for policy in POLICIES:
+        static = dbcache(1, 0, DYNAMIC_THRESHOLD, steps_computation_policy="static")
+        configs.append(Config(f"SCM static {policy}", "SCM static", static, policy))
+    for policy in POLICIES:
+        dynamic = dbcache(1, 0, DYNAMIC_THRESHOLD, steps_computation_policy="dynamic")
+        configs.append(Config(f"SCM dynamic {policy}", "SCM dynamic", dynamic, policy))
+    by_key = {c.key: c for c in configs}
+    for base in CALIBRATED_BASES:
+        for name, calibrator in CALIBRATORS.items():
+            c = by_key[base]
+            key = f"{base} + {name}"
+            configs.append(Config(key, f"+ {name}", c.cache, c.mask_policy, calibrator))
+    return configs
+
+
+def run_matrix(
+    configs: Sequence[Config],
+    steps_list: Sequence[int],
+    digits: Sequence[int],
+    workdir: Path,
+    libraries: Sequence[str] = LIBRARIES,
+    seed: int = 0,
+    repeats: int = 3,
+    cache_dit_path: Path | None = None,
+    timeout: float = 3600.0,
+) -> dict[str, dict[str, Any]]:
+    """Run every config at every step count under each library (in parallel); the documents.
+
+    Each subprocess first runs a short untimed warm-up (``"warmup"``) so one-time costs do not
+    land on the first timed run.
+    """
+    specs: list[dict[str, Any]] = [
+        {"id": "warmup", "pipeline": "fixture", "steps": 4, "digits": list(digits), "config": None}
+    ]
+    specs += [c.spec(s, digits, seed, repeats) for s in steps_list for c in configs]
+    if "cache_dit" in libraries:
+        cache_dit_dir = harness.ensure_cache_dit(cache_dit_path)
+    else:
+        cache_dit_dir = Path(cache_dit_path or harness.DEFAULT_CACHE_DIT_DIR)
+    return harness.run_both(specs, workdir, cache_dit_dir, tuple(libraries), timeout=timeout)
+
+
+def _mean_psnr(reference: Any, images: Any) -> tuple[float, float]:
+    """Mean (identical images counted as ``PSNR_CAP``) and minimum per-image PSNR in dB."""
+    from ditkit_metrics import psnr
+
+    values = psnr(reference, images, data_range=1.0, reduction="none")
+    capped = [min(float(v), PSNR_CAP) for v in values]
+    return statistics.mean(capped), min(capped)
+
+
+def evaluate(
+    documents: dict[str, dict[str, Any]],
+    configs: Sequence[Config],
+    steps_list: Sequence[int],
+    digits: Sequence[int],
+) -> list[dict[str, Any]]:
+    """One row per library, step count and config: steps, wall time, PSNR/SSIM, accuracy."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ditkit_metrics import compute_prompt_accuracy, ssim
+    from ditkit_testing.fixture import load_digit_classifier
+
+    classifier = load_digit_classifier()
+    rows = []
+    for lib, document in documents.items():
+        images = load_file(document["images"]) if document.get("images") else {}
+        for steps in steps_list:
+            reference = images.get(run_id(steps, "uncached"))
+            base_run = document["runs"].get(run_id(steps, "uncached"), {})
+            for config in configs:
+                run = document["runs"].get(run_id(steps, config.key))
+                row: dict[str, Any] = {"library": lib, "steps": steps, "key": config.key}
+                row |= {"family": config.family, "error": None}
+                if run is None or run["error"] or reference is None:
+                    problem = "missing" if run is None else run["error"] or "no uncached reference"
+                    rows.append(row | {"error": problem})
+                    continue
+                image = images[run_id(steps, config.key)]
+                cached = [int(s) for s in run["stats"][-1]["cached_steps"]] if run["stats"] else []
+                mean_db, min_db = _mean_psnr(reference, image)
+                row |= {
+                    "computed": steps - len(cached),
+                    "cached": len(cached),
+                    "cached_steps": sorted(cached),
+                    "wall_s": round(run["wall_s"], 4),
+                    "wall_s_runs": [round(t, 4) for t in run["wall_s_runs"]],
+                    "cpu_s": round(run["cpu_s"], 4),
+                    "cpu_s_runs": [round(t, 4) for t in run["cpu_s_runs"]],
+                    "speedup": round(base_run.get("cpu_s", math.nan) / run["cpu_s"], 3),
+                    "wall_speedup": round(base_run.get("wall_s", math.nan) / run["wall_s"], 3),
+                    "psnr_db": round(mean_db, 3),
+                    "psnr_min_db": round(min_db, 3),
+                    "ssim": round(float(ssim(reference, image, data_range=1.0)), 5),
+                    "accuracy": compute_prompt_accuracy(image, list(digits), classifier),
+                    "identical": bool(torch.equal(reference, image)),
+                    "sha256": run["output"]["sha256"],
+                    "repeats_identical": run["repeats_identical"],
+                }
+                rows.append(row)
+    return rows
+
+
+def pareto_keys(points: Sequence[tuple[str, int, float]]) -> list[str]:
+    """Keys of the non-dominated ``(key, computed steps, PSNR)`` points, fewest steps first.
+
+    A point is dominated when another has no more computed steps and at least its PSNR, and is
+    better in one of the two (ties keep the first key).
+
+    Example:
+        >>> pareto_keys([("a", 10, 30.0), ("b", 12, 29.0), ("c", 12, 35.0), ("d", 10, 30.0)])
+        ['a', 'c']
+    """
+    front, best = [], -math.inf
+    for key, _, value in sorted(points, key=lambda p: (p[1], -p[2])):
+        if value > best:
+            front.append(key)
+            best = value
+    return front
+
+
+def fronts(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """``{library: {steps: front keys}}`` over the cached configs without errors."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for row in rows:
+        out.setdefault(row["library"], {}).setdefault(str(row["steps"]), [])
+    for lib, by_steps in out.items():
+        for steps in by_steps:
+            points = [
+                (r["key"], r["computed"], r["psnr_db"])
+                for r in rows
+                if r["library"] == lib and str(r["steps"]) == steps
+                if not r["error"] and r["key"] != "uncached"
+            ]
+            by_steps[steps] = pareto_keys(points)
+    return out
+
+
+def compare_libraries(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per config: ditkit vs cache-dit; and per step count: their fronts at equal steps."""
+    table = {(r["library"], r["steps"], r["key"]): r for r in rows if not r["error"]}
+    pairs = []
+    for (lib, steps, key), dk in table.items():
+        cd = table.get(("cache_dit", steps, key))
+        if lib != "ditkit" or cd is None or key == "uncached":
+            continue
+        same = dk["computed"] == cd["computed"]
+        delta = round(dk["psnr_db"] - cd["psnr_db"], 3)
+        pairs.append(
+            {
+                "steps": steps,
+                "key": key,
+                "computed": [dk["computed"], cd["computed"]],
+                "same_cached_steps": dk["cached_steps"] == cd["cached_steps"],
+                "bit_identical": dk["sha256"] == cd["sha256"],
+                "psnr_db": [dk["psnr_db"], cd["psnr_db"]],
+                "delta_db": delta,
+                "holds": (dk["psnr_db"] >= cd["psnr_db"]) if same else None,
+            }
+        )
+    envelope = []
+    for steps in sorted({r["steps"] for r in rows}):
+        best: dict[str, dict[int, float]] = {}
+        for r in rows:
+            if r["steps"] == steps and not r["error"] and r["key"] != "uncached":
+                lib_best = best.setdefault(r["library"], {})
+                lib_best[r["computed"]] = max(lib_best.get(r["computed"], -math.inf), r["psnr_db"])
+        if len(best) < 2:
+            continue
+        for c in sorted(set(best["ditkit"]) | set(best["cache_dit"])):
+            dk = max((v for k, v in best["ditkit"].items() if k <= c), default=None)
+            cd = max((v for k, v in best["cache_dit"].items() if k <= c), default=None)
+            holds = None if dk is None or cd is None else dk >= cd
+            envelope.append({"steps": steps, "computed": c, "psnr_db": [dk, cd], "holds": holds})
+    return {"pairs": pairs, "envelope": envelope}
+
+
+def forecast_check(
+    steps_list: Sequence[int], digits: Sequence[int], seed: int = 0
+) -> list[dict[str, Any]]:
+    """Open-loop forecast error of the F1B0 calibrated residual under each static mask.
+
+    The uncached run's residual of blocks 1-11 (what F1B0 caches and a calibrator forecasts) is
+    recorded at every step; at each step a mask leaves to the cache, the forecast from the
+    masked-in steps before it is compared with the true residual (relative L2, averaged over
+    the cached steps): reuse (no calibrator), TaylorSeer order 1 (the same in both libraries),
+    order 2 as ditkit computes it (Newton divided differences) and as cache-dit does.
+    """
+    import torch
+
+    import ditkit
+    from ditkit_calibrators.taylorseer import TaylorSeerCalibrator, cache_dit_taylor_forecast
+    from ditkit_testing.fixture import build_fixture_pipeline, fixture_call_kwargs
+
+    def newton(values: list, at: list[int], step: int, order: int) -> Any:
+        seer = TaylorSeerCalibrator(n_derivatives=order)
+        for value, when in zip(values, at, strict=True):
+            seer.mark_step_begin(when)
+            seer.update(value)
+        seer.mark_step_begin(step)
+        return seer.approximate()
+
+    forecasts = {
+        "reuse": lambda v, at, t: v[-1],
+        "TaylorSeer o1": lambda v, at, t: newton(v, at, t, 1),
+        "o2 ditkit": lambda v, at, t: newton(v, at, t, 2),
+        "o2 cache-dit": lambda v, at, t: cache_dit_taylor_forecast(v, at, t, 2),
+    }
+    pipe = build_fixture_pipeline()
+    first: list[Any] = []
+    last: list[Any] = []
+    blocks = (
+        pipe.transformer.transformer_blocks[0],
+        pipe.transformer.single_transformer_blocks[-1],
+    )
+    hooks = [
+        block.register_forward_hook(lambda m, i, out, keep=keep: keep.append(out[1]))
+        for block, keep in zip(blocks, (first, last), strict=True)
+    ]
+    rows = []
+    try:
+        for steps in steps_list:
+            first.clear()
+            last.clear()
+            with torch.no_grad():
+                pipe(**fixture_call_kwargs(list(digits), num_inference_steps=steps, seed=seed))
+            truth = [b - a for a, b in zip(first, last, strict=True)]
+            for policy in POLICIES:
+                mask = ditkit.steps_mask(mask_policy=policy, total_steps=steps)
+                computed = [i for i, bit in enumerate(mask) if bit]
+                errors: dict[str, list[float]] = {name: [] for name in forecasts}
+                for step in (i for i, bit in enumerate(mask) if not bit):
+                    at = [c for c in computed if c < step]
+                    values = [truth[c] for c in at]
+                    for name, forecast in forecasts.items():
+                        miss = forecast(values, at, step) - truth[step]
+                        errors[name].append(float(miss.norm() / truth[step].norm()))
+                means = {name: round(statistics.mean(v), 4) for name, v in errors.items()}
+                mask_text = "".join(map(str, mask))
+                rows.append({"steps": steps, "policy": policy, "mask": mask_text, "error": means})
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return rows
+
+
+def uncached_check(documents: dict[str, dict[str, Any]], steps_list: Sequence[int]) -> list[dict]:
+    """Per step count: each library's uncached output hash, and whether they are equal."""
+    out = []
+    for steps in steps_list:
+        hashes = {}
+        for lib, document in documents.items():
+            run = document["runs"].get(run_id(steps, "uncached")) or {}
+            hashes[lib] = (run.get("output") or {}).get("sha256")
+        values = set(hashes.values())
+        out.append({"steps": steps, "sha256": hashes, "identical": len(values) == 1})
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Device, software, date and commit, for the page's header."""
+    import diffusers
+    import torch
+
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        text = cpuinfo.read_text()
+        names = re.findall(r"^model name\s*:\s*(.+)$", text, flags=re.M)
+        cpu = f"{len(names)} x {names[0].strip()}" if names else cpu
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+    return {
+        "cpu": cpu,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit.strip() or "unknown",
+        "working_tree_modified": bool(dirty.strip()),
+    }
+
+
+BEGIN, END = "<!-- begin generated: {} -->", "<!-- end generated: {} -->"
+TEMPLATE = f"""# Cache quality on the trained fixture: ditkit vs cache-dit 1.5.3
+
+{BEGIN.format("header")}
+{END.format("header")}
+
+## What the numbers say
+
+(written by hand after a run; `tools/bench/fixture_quality.py` keeps this section)
+
+{BEGIN.format("tables")}
+{END.format("tables")}
+"""
+
+
+def _by_key(rows: Sequence[dict[str, Any]], steps: int) -> dict[str, dict[str, dict]]:
+    """``{config key: {library: row}}`` at ``steps``, in matrix order."""
+    out: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        if row["steps"] == steps:
+            out.setdefault(row["key"], {})[row["library"]] = row
+    return out
+
+
+def _cells(by_lib: dict[str, dict], libs: Sequence[str], field: str, fmt: str) -> str:
+    """``"a / b"``: one library's value per ``libs`` entry (``-`` where missing)."""
+    values = []
+    for lib in libs:
+        row = by_lib.get(lib)
+        value = None if row is None or row["error"] else row.get(field)
+        values.append("-" if value is None else format(value, fmt))
+    return " / ".join(values)
+
+
+def header_block(result: dict[str, Any]) -> str:
+    """Device, software, date, commit, command, method, and the plot."""
+    meta, setup = result["meta"], result["setup"]
+    versions = setup.get("versions", {})
+    libs = " and ".join(
+        f"{lib.replace('_', '-')} {versions.get(lib)}" for lib in setup["libraries"]
+    )
+    tree = (
+        " (plus uncommitted changes in the working tree)" if meta["working_tree_modified"] else ""
+    )
+    rows = [
+        ("device", f"{meta['cpu']} ({meta['machine']}), CPU only, **1 torch thread** per library"),
+        (
+            "software",
+            f"Python {meta['python']}, torch {meta['torch']}, diffusers "
+            f"{meta['diffusers']}; {libs}",
+        ),
+        ("date", meta["date"]),
+        ("commit", f"`{meta['commit']}`{tree}"),
+        ("command", f"`{meta['command']}`"),
+        (
+            "model",
+            f"the ditkit fixture (FluxPipeline trained on digits, 32x32, 3 double + 9 "
+            f"single blocks), {len(setup['digits'])} images (digits {min(setup['digits'])}-"
+            f"{max(setup['digits'])}, image i seeded {setup['seed']} + i), steps "
+            f"{', '.join(map(str, setup['steps']))}",
+        ),
+        (
+            "method",
+            f"each library in its own subprocess (`tools/compat/run_cached.py`), the two at "
+            f"once; time = median of {setup['repeats']} pipeline calls (text encoders and VAE "
+            f"included) after one warm-up call, as process CPU time (the machine was shared; "
+            f"1 thread, so it equals wall time on an idle core; speedup from it) and wall time; "
+            f"PSNR/SSIM against the same library's uncached images (per-image PSNR averaged, a "
+            f"bit-identical image counted as {setup['psnr_cap_db']:.0f} dB); prompt accuracy by "
+            f"the fixture's digit classifier; every cached config uses "
+            f"`max_warmup_steps={setup['warmup']}`",
+        ),
+    ]
+    lines = ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
+    lines.append("![PSNR vs computed steps, ditkit vs cache-dit](quality.png)")
+    return "\n".join(lines)
+
+
+def _front_mark(result: dict[str, Any], steps: int, key: str, libs: Sequence[str]) -> str:
+    fronts_ = result["fronts"]
+    marks = [LIB_LABEL[lib].split()[0] for lib in libs if key in fronts_[lib][str(steps)]]
+    return ", ".join(marks)
+
+
+#: the per-config table's columns after the config: (heading, row field, format)
+COLUMNS = (
+    ("computed", "computed", "d"),
+    ("CPU (s)", "cpu_s", ".2f"),
+    ("speedup", "speedup", ".2f"),
+    ("wall (s)", "wall_s", ".2f"),
+    ("PSNR (dB)", "psnr_db", ".1f"),
+    ("min PSNR", "psnr_min_db", ".1f"),
+    ("SSIM", "ssim", ".4f"),
+    ("accuracy", "accuracy", ".0%"),
+)
+
+
+def results_table(result: dict[str, Any], steps: int) -> list[str]:
+    """The per-config table at ``steps`` (``a / b`` cells: ditkit / cache-dit)."""
+    libs = result["setup"]["libraries"]
+    head = ["config", *(c[0] for c in COLUMNS), "Pareto"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * len(COLUMNS) + "---|"]
+    for key, by_lib in _by_key(result["rows"], steps).items():
+        errors = [
+            f"{LIB_LABEL[lib]}: {row['error']['type']}"
+            for lib, row in by_lib.items()
+            if isinstance(row["error"], dict)
+        ]
+        cells = [key, *(_cells(by_lib, libs, field, fmt) for _, field, fmt in COLUMNS)]
+        cells.append(" ".join([_front_mark(result, steps, key, libs), *errors]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def calibrator_lines(result: dict[str, Any]) -> list[str]:
+    """PSNR of each calibrated base config without and with each calibrator, both libraries."""
+    libs = result["setup"]["libraries"]
+    names = ["none", *CALIBRATORS]
+    lines = [
+        "",
+        "### Calibrators",
+        "",
+        "PSNR (dB) of the calibrated base configs, " + " / ".join(map(LIB_LABEL.get, libs)) + ":",
+        "",
+        "| steps | base config | computed | " + " | ".join(names) + " |",
+        "|---:|---|---:|" + "---:|" * len(names),
+    ]
+    for steps in result["setup"]["steps"]:
+        table = _by_key(result["rows"], steps)
+        for base in CALIBRATED_BASES:
+            if base not in table:
+                continue
+            keys = [base, *(f"{base} + {name}" for name in CALIBRATORS)]
+            cells = [_cells(table.get(k, {}), libs, "psnr_db", ".1f") for k in keys]
+            computed = _cells(table[base], libs[:1], "computed", "d")
+            lines.append(f"| {steps} | {base} | {computed} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def forecast_lines(result: dict[str, Any]) -> list[str]:
+    """The open-loop forecast check as a table (mean relative L2 error per masked step)."""
+    rows = result.get("forecast_check") or []
+    if not rows:
+        return []
+    names = list(rows[0]["error"])
+    lines = [
+        "",
+        "### Calibrator forecasts, open loop",
+        "",
+        "Mean relative L2 error of the forecast residual of blocks 1-11 (what F1B0 caches) over "
+        "the steps each static mask caches, forecast from the mask's computed steps of the "
+        "*uncached* run (`forecast_check` in the script):",
+        "",
+        "| steps | mask | " + " | ".join(names) + " |",
+        "|---:|---|" + "---:|" * len(names),
+    ]
+    for row in rows:
+        cells = [f"{row['error'][n]:.3f}" for n in names]
+        lines.append(
+            f"| {row['steps']} | {row['policy']} `{row['mask']}` | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def comparison_lines(result: dict[str, Any]) -> list[str]:
+    """The uncached check, the per-config pairs and the front envelope, as Markdown."""
+    lines = []
+    for check in result["uncached"]:
+        state = "identical" if check["identical"] else "**different**"
+        hashes = ", ".join(
+            f"{LIB_LABEL[k]} `{(v or '-')[:12]}`" for k, v in check["sha256"].items()
+        )
+        lines.append(f"- {check['steps']} steps, uncached outputs {state}: {hashes}")
+    comparison = result["comparison"]
+    pairs = comparison["pairs"]
+    if not pairs:
+        return lines
+    same = [p for p in pairs if p["holds"] is not None]
+    bits = sum(p["bit_identical"] for p in same)
+    failed = [p for p in same if not p["holds"]]
+    lines.append(
+        f"- per config: {len(same)} of {len(pairs)} configs computed the same number of steps "
+        f"under both libraries ({bits} of them bit-identical outputs); ditkit's PSNR >= "
+        f"cache-dit's in {len(same) - len(failed)} of {len(same)}"
+    )
+    envelope = [e for e in comparison["envelope"] if e["holds"] is not None]
+    worse = [e for e in envelope if not e["holds"]]
+    lines.append(
+        f"- best PSNR at <= c computed steps (the fronts): ditkit >= cache-dit at "
+        f"{len(envelope) - len(worse)} of {len(envelope)} step counts c"
+        + (
+            ""
+            if not worse
+            else ": not at " + ", ".join(f"{e['steps']}/{e['computed']}" for e in worse)
+        )
+    )
+    head = "| steps | config | computed | same cached steps | PSNR (dB) | ditkit - cache-dit |"
+    lines += ["", head, "|---:|---|---:|---|---:|---:|"]
+    for p in pairs:
+        if p["bit_identical"]:
+            continue
+        cells = (
+            str(p["steps"]),
+            p["key"],
+            f"{p['computed'][0]} / {p['computed'][1]}",
+            "yes" if p["same_cached_steps"] else "no",
+            f"{p['psnr_db'][0]:.2f} / {p['psnr_db'][1]:.2f}",
+            f"{p['delta_db']:+.2f}",
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def tables_block(result: dict[str, Any]) -> str:
+    """Everything measured: one table per step count, the fronts, the library comparison."""
+    libs = result["setup"]["libraries"]
+    order = " / ".join(LIB_LABEL[lib] for lib in libs)
+    lines = [
+        f"## Results\n\nCells read {order}. Pareto: on the library's front of PSNR vs "
+        "computed steps at that step count."
+    ]
+    for steps in result["setup"]["steps"]:
+        lines += ["", f"### {steps} steps", "", *results_table(result, steps)]
+    lines += ["", "### Pareto fronts", ""]
+    lines.append("By computed steps (the plot), then by median CPU time, cheapest first:")
+    lines.append("")
+    for lib, by_steps in result["fronts"].items():
+        for steps, keys in by_steps.items():
+            table = {k: v[lib] for k, v in _by_key(result["rows"], int(steps)).items() if lib in v}
+            points = ", ".join(
+                f"{k} ({table[k]['computed']}, {table[k]['psnr_db']:.1f} dB)" for k in keys
+            )
+            lines.append(f"- {LIB_LABEL[lib]}, {steps} steps: {points}")
+            timed = [
+                (k, r["cpu_s"], r["psnr_db"])
+                for k, r in table.items()
+                if not r["error"] and k != "uncached" and "cpu_s" in r
+            ]
+            points = ", ".join(
+                f"{k} ({table[k]['cpu_s']:.2f} s, {table[k]['psnr_db']:.1f} dB)"
+                for k in pareto_keys(timed)
+            )
+            lines.append(f"- {LIB_LABEL[lib]}, {steps} steps, by CPU time: {points}")
+    if len(libs) > 1:
+        lines += [
+            "",
+            "## ditkit vs cache-dit",
+            "",
+            "Rows with bit-identical outputs are left "
+            "out of the table (same decisions, same arithmetic).",
+            "",
+        ]
+        lines += comparison_lines(result)
+    lines += calibrator_lines(result)
+    lines += forecast_lines(result)
+    return "\n".join(lines)
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> str:
+    """Fill the generated blocks of ``path`` (created from a template), keeping the rest."""
+    text = path.read_text() if path.exists() else TEMPLATE
+    for name, body in (("header", header_block(result)), ("tables", tables_block(result))):
+        begin, end = BEGIN.format(name), END.format(name)
+        if begin not in text:
+            text = text.rstrip("\n") + f"\n\n{begin}\n{end}\n"
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), flags=re.S)
+        block = f"{begin}\n{body}\n{end}"
+        text = pattern.sub(lambda _, block=block: block, text, count=1)
+    path.write_text(text)
+    return text
+
+
+#: one colour per family (RGB)
+FAMILY_COLOURS = {
+    "F1B0": (31, 119, 180),
+    "F4B0": (23, 190, 207),
+    "F8B0": (127, 127, 127),
+    "SCM static": (214, 39, 40),
+    "SCM dynamic": (255, 127, 14),
+    "+ TaylorSeer o1": (44, 160, 44),
+    "+ TaylorSeer o2": (0, 90, 0),
+    "+ FoCa": (148, 103, 189),
+    "+ DMD": (140, 86, 75),
+}
+
+
+def plot(result: dict[str, Any], path: Path, panel: tuple[int, int] = (620, 460)) -> Any:
+    """PSNR vs computed steps, one panel per step count: ditkit filled circles, cache-dit
+    hollow squares, colour by family; each library's Pareto front as a line (ditkit solid,
+    cache-dit dashed). Returns the Pillow image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    steps_list = result["setup"]["steps"]
+    width, height = panel
+    legend_h = 64
+    image = Image.new("RGB", (width * len(steps_list), height + legend_h), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
+    rows = [r for r in result["rows"] if not r["error"] and r["key"] != "uncached"]
+    values = [r["psnr_db"] for r in rows if not r["identical"]] or [0.0, 1.0]
+    y_lo, y_hi = 5 * math.floor(min(values) / 5), 5 * math.ceil(max(values) / 5 + 0.01)
+    left, right, top, bottom = 52, 14, 30, 42
+    for index, steps in enumerate(steps_list):
+        x0 = index * width
+        mine = [r for r in rows if r["steps"] == steps]
+        x_lo = max(0, min((r["computed"] for r in mine), default=0) - 1)
+        x_hi = steps
+
+        def xy(computed: float, db: float, x0: int = x0, x_lo: int = x_lo, x_hi: int = x_hi):
+            x = x0 + left + (width - left - right) * (computed - x_lo) / max(x_hi - x_lo, 1)
+            y = top + (height - top - bottom) * (y_hi - db) / max(y_hi - y_lo, 1e-9)
+            return x, y
+
+        draw.rectangle([x0 + left, top, x0 + width - right, height - bottom], outline="black")
+        for db in range(int(y_lo), int(y_hi) + 1, 5 if y_hi - y_lo <= 60 else 10):
+            _, y = xy(x_lo, db)
+            draw.line([(x0 + left - 4, y), (x0 + left, y)], fill="black")
+            draw.text((x0 + 6, y - 7), f"{db}", fill="black", font=font)
+        tick = max(1, (x_hi - x_lo) // 10)
+        for c in range(x_lo, x_hi + 1, tick):
+            x, _ = xy(c, y_lo)
+            draw.line([(x, height - bottom), (x, height - bottom + 4)], fill="black")
+            draw.text((x - 6, height - bottom + 6), str(c), fill="black", font=font)
+        title = f"{steps} steps: PSNR (dB) vs computed steps"
+        draw.text((x0 + left, 8), title, fill="black", font=font)
+        draw.text((x0 + width // 2 - 50, height - 18), "computed steps", fill="black", font=font)
+        for lib, dashed in (("cache_dit", True), ("ditkit", False)):
+            table = {r["key"]: r for r in mine if r["library"] == lib}
+            keys = result["fronts"].get(lib, {}).get(str(steps), [])
+            points = [xy(table[k]["computed"], min(table[k]["psnr_db"], y_hi)) for k in keys]
+            for a, b in itertools.pairwise(points):
+                if dashed:
+                    _dashed_segment(draw, a, b, (90, 90, 90))
+                else:
+                    draw.line([a, b], fill=(0, 0, 0), width=2)
+        for r in sorted(mine, key=lambda r: r["library"] != "cache_dit"):
+            x, y = xy(r["computed"], min(r["psnr_db"], y_hi))  # identical: on the top edge
+            colour = FAMILY_COLOURS.get(r["family"], (0, 0, 0))
+            if r["library"] == "cache_dit":
+                draw.rectangle([x - 6, y - 6, x + 6, y + 6], outline=colour, width=2)
+            else:
+                draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=colour)
+    x, y = 10, height + 6
+    for family, colour in FAMILY_COLOURS.items():
+        draw.ellipse([x, y + 3, x + 8, y + 11], fill=colour)
+        draw.text((x + 12, y), family, fill=colour, font=font)
+        x += 22 + int(draw.textlength(family, font=font))
+        if x > image.width - 160:
+            x, y = 10, y + 18
+    key_text = (
+        "ditkit: filled circle, front solid; cache-dit 1.5.3: hollow square, front dashed; "
+        "outputs identical to uncached sit on the top edge"
+    )
+    draw.text((10, height + legend_h - 20), key_text, fill="black", font=font)
+    image.save(path)
+    return image
+
+
+def _dashed_segment(draw: Any, a: tuple[float, float], b: tuple[float, float], colour) -> None:
+    length = math.dist(a, b)
+    for start in range(0, int(length), 10):
+        t0, t1 = start / length, min(start + 6, length) / length
+        p0 = (a[0] + (b[0] - a[0]) * t0, a[1] + (b[1] - a[1]) * t0)
+        p1 = (a[0] + (b[0] - a[0]) * t1, a[1] + (b[1] - a[1]) * t1)
+        draw.line([p0, p1], fill=colour, width=2)
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the matrix, score it and return the whole result (what ``quality.json`` holds)."""
+    configs = default_configs()
+    if args.configs:
+        wanted = set(args.configs) | {"uncached"}
+        configs = [c for c in configs if c.key in wanted]
+    digits = [d for _ in range(args.digits_per_class) for d in range(10)]
+    libraries = (args.only,) if args.only else LIBRARIES
+    documents = run_matrix(
+        configs,
+        args.steps,
+        digits,
+        args.workdir,
+        libraries,
+        seed=args.seed,
+        repeats=args.repeats,
+        cache_dit_path=args.cache_dit_path,
+    )
+    rows = evaluate(documents, configs, args.steps, digits)
+    forecasts = forecast_check(args.steps, digits, args.seed) if args.forecast_check else []
+    return {
+        "meta": machine() | {"command": shlex.join(["python", *sys.argv]), "threads": 1},
+        "setup": {
+            "steps": list(args.steps),
+            "digits": digits,
+            "seed": args.seed,
+            "repeats": args.repeats,
+            "warmup": WARMUP,
+            "psnr_cap_db": PSNR_CAP,
+            "libraries": list(libraries),
+            "versions": {
+                lib: doc["runs"]["warmup"].get("version") for lib, doc in documents.items()
+            },
+        },
+        "configs": [dataclasses.asdict(c) for c in configs],
+        "uncached": uncached_check(documents, args.steps),
+        "rows": rows,
+        "fronts": fronts(rows),
+        "comparison": compare_libraries(rows),
+        "forecast_check": forecasts,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[28, 50])
+    parser.add_argument("--digits-per-class", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="image i uses seed + i")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per run (median)")
+    parser.add_argument("--only", choices=LIBRARIES, help="run one library only")
+    parser.add_argument("--configs", nargs="+", help="config keys to run (default: all)")
+    parser.add_argument("--workdir", type=Path, default=WORKDIR)
+    parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
+    parser.add_argument("--cache-dit-path", type=Path, default=None)
+    parser.add_argument(
+        "--no-forecast-check",
+        dest="forecast_check",
+        action="store_false",
+        help="skip the open-loop calibrator forecast check (forecast_check)",
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite .md/.png from --out-dir/quality.json"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, score, write ``quality.{json,md,png}`` into ``--out-dir``."""
+    args = parse_args(argv)
+    data = args.out_dir / "quality.json"
+    if args.render_only:
+        result = json.loads(data.read_text())
+    else:
+        result = run_all(args)
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        data.write_text(json.dumps(result, indent=1) + "\n")
+    write_markdown(result, args.out_dir / "quality.md")
+    plot(result, args.out_dir / "quality.png")
+    failed = [r for r in result["rows"] if r["error"]]
+    print(f"wrote quality.json, quality.md, quality.png to {args.out_dir}; {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

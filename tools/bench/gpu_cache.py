@@ -1,0 +1,327 @@
+"""GPU benchmark of the cache engine on the FLUX.1-dev-sized transformer (random bf16 weights).
+
+One library per process (``--library ditkit`` or ``cache_dit``; cache-dit 1.5.3 from a
+``pip install --no-deps --target`` folder on ``PYTHONPATH``), the transformer-only denoising loop
+of FLUX.1-dev at 1024x1024 (4096 image + 512 text tokens, guidance 3.5, FLUX's shifted sigmas,
+Euler updates), random prompt embeddings. Variants, each eager and (``--compile``) with
+regional compile of the blocks (``block.compile()`` once; a cache enabled later re-wraps block
+forwards, which costs one recompile):
+
+- ``uncached``: the plain loop;
+- ``static_fast``: DBCache F1B0 under the static "fast" steps mask (11 of 28 steps computed);
+- ``floor`` (ditkit process only): computed steps at the uncached step's median, cached steps at
+  the median of a forward through the first block alone (embeddings + block 0 + output layer);
+- ``dynamic_f1b0`` / ``dynamic_f8b0``: dynamic DBCache at ``--threshold`` (random weights change
+  a lot between steps, so the threshold is high), with ``+ts`` for TaylorSeer order 1.
+
+Printed as a Markdown table as it goes (an interrupted run leaves a partial table) and written to
+``--json``. Per-step times are CUDA-event medians; run totals are wall medians with a final sync.
+Host syncs per run are counted with ``torch.cuda.set_sync_debug_mode("warn")``.
+
+    python tools/bench/gpu_cache.py --library ditkit --compile --json ditkit.json
+    PYTHONPATH=/tmp/cachedit python tools/bench/gpu_cache.py --library cache_dit --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+FLUX_DEV = {
+    "patch_size": 1,
+    "in_channels": 64,
+    "out_channels": None,
+    "num_layers": 19,
+    "num_single_layers": 38,
+    "attention_head_dim": 128,
+    "num_attention_heads": 24,
+    "joint_attention_dim": 4096,
+    "pooled_projection_dim": 768,
+    "guidance_embeds": True,
+    "axes_dims_rope": (16, 56, 56),
+}
+STEPS = 28
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def build(device: torch.device) -> torch.nn.Module:
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = FluxTransformer2DModel(**FLUX_DEV).to(torch.bfloat16)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.normal_(0.0, 0.02)
+    return model.eval().requires_grad_(False)
+
+
+def inputs(device: torch.device, side: int = 1024) -> dict[str, Any]:
+    tokens = (side // 16) ** 2
+    grid = side // 16
+    img_ids = torch.zeros(grid, grid, 3, device=device)
+    img_ids[..., 1] = torch.arange(grid, device=device)[:, None]
+    img_ids[..., 2] = torch.arange(grid, device=device)[None, :]
+    generator = torch.Generator(device=device).manual_seed(1)
+    return {
+        "latents": torch.randn(1, tokens, 64, device=device, generator=generator).bfloat16(),
+        "encoder_hidden_states": torch.randn(
+            1, 512, 4096, device=device, generator=generator
+        ).bfloat16(),
+        "pooled_projections": torch.randn(1, 768, device=device, generator=generator).bfloat16(),
+        "guidance": torch.full((1,), 3.5, device=device),
+        "img_ids": img_ids.reshape(-1, 3),
+        "txt_ids": torch.zeros(512, 3, device=device),
+    }
+
+
+def sigmas(steps: int, tokens: int) -> list[float]:
+    """FLUX.1-dev's schedule: linear sigmas, time-shifted with mu for ``tokens`` image tokens."""
+    mu = 0.5 + (1.15 - 0.5) * (tokens - 256) / (4096 - 256)
+    linear = [1.0 - i * (1.0 - 1.0 / steps) / (steps - 1) for i in range(steps)]
+    shifted = [math.exp(mu) / (math.exp(mu) + (1 / s - 1)) for s in linear]
+    return [*shifted, 0.0]
+
+
+def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) -> tuple:
+    """One request: ``steps`` transformer calls with Euler updates; per-step CUDA events."""
+    latents = data["latents"].clone()
+    schedule = sigmas(steps, latents.shape[1])
+    events = []
+    with torch.inference_mode():
+        for i in range(steps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            velocity = model(
+                hidden_states=latents,
+                timestep=torch.full((1,), schedule[i], device=latents.device, dtype=latents.dtype),
+                guidance=data["guidance"],
+                pooled_projections=data["pooled_projections"],
+                encoder_hidden_states=data["encoder_hidden_states"],
+                txt_ids=data["txt_ids"],
+                img_ids=data["img_ids"],
+                return_dict=False,
+            )[0]
+            latents = latents + (schedule[i + 1] - schedule[i]) * velocity
+            end.record()
+            events.append((start, end))
+    return latents, events
+
+
+def timed(model: torch.nn.Module, data: dict[str, Any], repeats: int, before=None) -> dict:
+    walls, steps_ms, output = [], [], None
+    for run in range(repeats + 1):  # the first run warms up (and compiles)
+        if before is not None:
+            before()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        output, events = denoise(model, data)
+        torch.cuda.synchronize()
+        if run:
+            walls.append(time.perf_counter() - start)
+            steps_ms.append([s.elapsed_time(e) for s, e in events])
+    per_step = [statistics.median(column) for column in zip(*steps_ms, strict=True)]
+    return {"seconds": statistics.median(walls), "step_ms": per_step, "output": output}
+
+
+def count_syncs(model: torch.nn.Module, data: dict[str, Any], before=None) -> int:
+    if before is not None:
+        before()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            denoise(model, data)
+            torch.cuda.set_sync_debug_mode("default")
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+class Library:
+    """The few calls the benchmark needs, for ditkit or cache-dit 1.5.3."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "ditkit":
+            sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in ("interfaces", "cache")]
+            sys.path[:0] = [str(ROOT / "packages" / "calibrators" / "src")]
+            import ditkit_cache as module
+        else:
+            import cache_dit as module
+        self.module = module
+
+    def mask(self, policy: str) -> list[int]:
+        return self.module.steps_mask(mask_policy=policy, total_steps=STEPS)
+
+    def enable(self, model: torch.nn.Module, calibrator: bool = False, **config: Any) -> None:
+        m = self.module
+        cache_config = m.DBCacheConfig(num_inference_steps=STEPS, **config)
+        extra = {}
+        if calibrator:
+            extra["calibrator_config"] = m.TaylorSeerCalibratorConfig(taylorseer_order=1)
+        if self.name == "ditkit":
+            if calibrator:
+                sys.path[:0] = [str(ROOT / "packages" / "calibrators" / "src")]
+            m.enable_cache(model, cache_config, **extra)
+        else:
+            adapter = m.BlockAdapter(
+                transformer=model,
+                blocks=[model.transformer_blocks, model.single_transformer_blocks],
+                forward_pattern=[m.ForwardPattern.Pattern_1, m.ForwardPattern.Pattern_1],
+                params_modifiers=None,
+            )
+            m.enable_cache(adapter, cache_config=cache_config, **extra)
+
+    def disable(self, model: torch.nn.Module) -> None:
+        self.module.disable_cache(model)
+
+    def refresh(self, model: torch.nn.Module) -> None:
+        refresh = getattr(self.module, "refresh_context", None)
+        if refresh is not None:
+            refresh(model)
+
+    def cached_steps(self, model: torch.nn.Module) -> list[int]:
+        stats = self.module.summary(model, logging=False) if self.name == "ditkit" else None
+        if stats is None:
+            stats = self.module.summary(model)
+        return list(stats[0].cached_steps) if stats else []
+
+
+def first_block_only(model: torch.nn.Module) -> torch.nn.Module:
+    """The same model object with only its first double block (for the floor); undo after."""
+    model._bench_lists = (model.transformer_blocks, model.single_transformer_blocks)
+    model.transformer_blocks = torch.nn.ModuleList([model._bench_lists[0][0]])
+    model.single_transformer_blocks = torch.nn.ModuleList()
+    return model
+
+
+def restore_blocks(model: torch.nn.Module) -> None:
+    model.transformer_blocks, model.single_transformer_blocks = model._bench_lists
+    del model._bench_lists
+
+
+def compile_blocks(model: torch.nn.Module) -> None:
+    for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
+        block.compile()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--library", choices=("ditkit", "cache_dit"), default="ditkit")
+    parser.add_argument("--variants", nargs="+", default=["uncached", "static_fast", "floor"])
+    parser.add_argument("--compile", action="store_true", help="also regional compile")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threshold", type=float, default=0.35)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    device = torch.device("cuda")
+    torch.backends.cuda.matmul.allow_tf32 = True
+    library = Library(args.library)
+    log(f"# {args.library} on {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    model, data = build(device), inputs(device)
+    log(f"model built: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
+    rows: list[dict[str, Any]] = []
+    log("| library | variant | mode | total (s) | per-step median (ms) | computed | syncs |")
+    log("|---|---|---|---|---|---|---|")
+    reference = None
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
+    for mode in modes:
+        if mode == "compiled":  # once: the blocks stay compiled for every variant after this
+            compile_blocks(model)
+        for variant in args.variants:
+            row = run_variant(library, model, data, variant, mode, args)
+            if row is None:
+                continue
+            if variant == "uncached" and reference is None:
+                reference = row.pop("output")
+            output = row.pop("output", None)
+            if output is not None and reference is not None:
+                diff = (output.float() - reference.float()).abs().max().item()
+                row["max_abs_diff_vs_uncached"] = diff
+            rows.append(row)
+            log(
+                f"| {args.library} | {variant} | {mode} | {row['seconds']:.3f} | "
+                f"{statistics.median(row['step_ms']):.2f} | {row.get('computed', '-')} | "
+                f"{row.get('syncs', '-')} |"
+            )
+            if args.json is not None:
+                args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def run_variant(library: Library, model, data, variant: str, mode: str, args) -> dict | None:
+    if variant == "floor":
+        if library.name != "ditkit":
+            return None
+        full = timed(model, data, args.repeats)
+        first_block_only(model)
+        try:
+            one = timed(model, data, args.repeats)
+        finally:
+            restore_blocks(model)
+        computed = len([m for m in library.mask("fast") if m])
+        t_full, t_one = statistics.median(full["step_ms"]), statistics.median(one["step_ms"])
+        floor_s = (computed * t_full + (STEPS - computed) * t_one) / 1000
+        return {
+            "variant": variant,
+            "mode": mode,
+            "seconds": floor_s,
+            "step_ms": [t_one],
+            "full_step_ms": t_full,
+            "first_block_step_ms": t_one,
+            "computed": computed,
+        }
+    config: dict[str, Any] = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0}
+    calibrator = variant.endswith("+ts")
+    name = variant.removesuffix("+ts")
+    if name == "uncached":
+        config = {}
+    elif name == "static_fast":
+        config.update(
+            steps_computation_mask=library.mask("fast"), steps_computation_policy="static"
+        )
+    elif name in ("dynamic_f1b0", "dynamic_f8b0"):
+        config.update(residual_diff_threshold=args.threshold, max_warmup_steps=4)
+        if name == "dynamic_f8b0":
+            config["Fn_compute_blocks"] = 8
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+    if config:
+        library.enable(model, calibrator=calibrator, **config)
+    before = (lambda: library.refresh(model)) if config else None
+    try:
+        result = timed(model, data, args.repeats, before)
+        syncs = count_syncs(model, data, before)
+        cached = library.cached_steps(model) if config else []
+    finally:
+        if config:
+            library.disable(model)
+    return {
+        "variant": variant,
+        "mode": mode,
+        "seconds": result["seconds"],
+        "step_ms": result["step_ms"],
+        "computed": STEPS - len(cached),
+        "cached_steps": cached,
+        "syncs": syncs,
+        "output": result["output"],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
