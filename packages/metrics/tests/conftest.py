@@ -20,6 +20,17 @@ from ditkit_metrics.io import save_image
 from ditkit_metrics.weights import load_manifest, random_state_dict
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread per test (fast, reproducible), restored afterwards: a module-level
+    ``torch.set_num_threads`` would leak into every package tested after this one in the same
+    process and change other tests' float reductions."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def write_pngs(folder: Path, images: np.ndarray, names: list[str] | None = None) -> list[Path]:
     """Save ``uint8`` ``[N, H, W, 3]`` images as PNG files (``0.png`` ... by default)."""
     names = names or [f"{i}.png" for i in range(len(images))]

@@ -26,8 +26,6 @@ from ditkit_metrics.clip_score import (
 )
 from ditkit_metrics.weights import MissingWeightsError, WeightsLayoutError, load_manifest
 
-torch.set_num_threads(1)
-
 PROMPTS = ["a photo of a cat", "a red dog", "blue sky", "a cat and a dog"]
 
 

@@ -24,8 +24,6 @@ from ditkit_metrics.weights import (
     random_state_dict,
 )
 
-torch.set_num_threads(1)
-
 WORDS = ["a", "photo", "of", "cat", "dog", "red", "blue", "sky", "and"]
 PROMPTS = ["a photo of a cat", "a red dog", "blue sky", "a cat and a dog"]
 
