@@ -12,7 +12,12 @@ forwards, which costs one recompile):
 - ``floor`` (ditkit process only): computed steps at the uncached step's median, cached steps at
   the median of a forward through the first block alone (embeddings + block 0 + output layer);
 - ``dynamic_f1b0`` / ``dynamic_f8b0``: dynamic DBCache at ``--threshold`` (random weights change
-  a lot between steps, so the threshold is high), with ``+ts`` for TaylorSeer order 1.
+  a lot between steps, so the threshold is high), with ``+ts`` for TaylorSeer order 1;
+- ``fbcache@T`` (either process): diffusers' own FirstBlockCache hook at threshold ``T``
+  (computed steps counted by calls of the second block's attention).
+
+Every row also has the GPU memory the cache holds after a run (``cache_mib``: allocated after the
+run, cache still enabled, minus allocated before enabling) and the run's peak above that start.
 
 Printed as a Markdown table as it goes (an interrupted run leaves a partial table) and written to
 ``--json``. Per-step times are CUDA-event medians; run totals are wall medians with a final sync.
@@ -25,6 +30,7 @@ Host syncs per run are counted with ``torch.cuda.set_sync_debug_mode("warn")``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -102,7 +108,10 @@ def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) ->
     latents = data["latents"].clone()
     schedule = sigmas(steps, latents.shape[1])
     events = []
-    with torch.inference_mode():
+    # diffusers' cache hooks need a named cache context (its pipelines open one per branch)
+    hooked = getattr(model, "is_cache_enabled", False)
+    context = model.cache_context("cond") if hooked else contextlib.nullcontext()
+    with torch.inference_mode(), context:
         for i in range(steps):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -173,10 +182,13 @@ class Library:
         cache_config = m.DBCacheConfig(num_inference_steps=STEPS, **config)
         extra = {}
         if calibrator:
-            extra["calibrator_config"] = m.TaylorSeerCalibratorConfig(taylorseer_order=1)
+            configs = m if self.name == "cache_dit" else __import__("ditkit_interfaces")
+            extra["calibrator_config"] = configs.TaylorSeerCalibratorConfig(taylorseer_order=1)
         if self.name == "ditkit":
-            if calibrator:
-                sys.path[:0] = [str(ROOT / "packages" / "calibrators" / "src")]
+            if calibrator:  # from the source tree: not an installed distribution here
+                from ditkit_calibrators import build_calibrator
+
+                extra["calibrator_builder"] = build_calibrator
             m.enable_cache(model, cache_config, **extra)
         else:
             adapter = m.BlockAdapter(
@@ -190,16 +202,30 @@ class Library:
     def disable(self, model: torch.nn.Module) -> None:
         self.module.disable_cache(model)
 
+    def enable_fbcache(self, model: torch.nn.Module, threshold: float) -> None:
+        from diffusers import FirstBlockCacheConfig
+
+        model.enable_cache(FirstBlockCacheConfig(threshold=threshold))
+
     def refresh(self, model: torch.nn.Module) -> None:
         refresh = getattr(self.module, "refresh_context", None)
         if refresh is not None:
             refresh(model)
 
-    def cached_steps(self, model: torch.nn.Module) -> list[int]:
+    def stats(self, model: torch.nn.Module) -> Any:
         stats = self.module.summary(model, logging=False) if self.name == "ditkit" else None
         if stats is None:
             stats = self.module.summary(model)
-        return list(stats[0].cached_steps) if stats else []
+        return stats[0] if stats else None
+
+    def cached_steps(self, model: torch.nn.Module) -> list[int]:
+        stats = self.stats(model)
+        return list(stats.cached_steps) if stats is not None else []
+
+    def residual_diffs(self, model: torch.nn.Module) -> dict[str, float]:
+        stats = self.stats(model)
+        diffs = getattr(stats, "residual_diffs", None) or {}
+        return {str(k): round(float(v), 4) for k, v in diffs.items()}
 
 
 def first_block_only(model: torch.nn.Module) -> torch.nn.Module:
@@ -226,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=["uncached", "static_fast", "floor"])
     parser.add_argument("--compile", action="store_true", help="also regional compile")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threshold", type=float, default=0.35)
+    parser.add_argument("--threshold", type=float, default=0.35, help="dynamic F1B0")
+    parser.add_argument("--threshold-f8", type=float, default=None, help="dynamic F8B0")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     device = torch.device("cuda")
@@ -236,8 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     model, data = build(device), inputs(device)
     log(f"model built: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B parameters")
     rows: list[dict[str, Any]] = []
-    log("| library | variant | mode | total (s) | per-step median (ms) | computed | syncs |")
-    log("|---|---|---|---|---|---|---|")
+    log(
+        "| library | variant | mode | total (s) | per-step median (ms) | computed | syncs "
+        "| cache MiB | peak MiB |"
+    )
+    log("|---|---|---|---|---|---|---|---|---|")
     reference = None
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     for mode in modes:
@@ -257,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             log(
                 f"| {args.library} | {variant} | {mode} | {row['seconds']:.3f} | "
                 f"{statistics.median(row['step_ms']):.2f} | {row.get('computed', '-')} | "
-                f"{row.get('syncs', '-')} |"
+                f"{row.get('syncs', '-')} | {row.get('cache_mib', 0):.0f} | "
+                f"{row.get('peak_above_start_mib', 0):.0f} |"
             )
             if args.json is not None:
                 args.json.write_text(json.dumps(rows, indent=1))
@@ -286,6 +317,8 @@ def run_variant(library: Library, model, data, variant: str, mode: str, args) ->
             "first_block_step_ms": t_one,
             "computed": computed,
         }
+    if variant.startswith("fbcache@"):
+        return run_fbcache(library, model, data, variant, mode, args)
     config: dict[str, Any] = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0}
     calibrator = variant.endswith("+ts")
     name = variant.removesuffix("+ts")
@@ -299,15 +332,21 @@ def run_variant(library: Library, model, data, variant: str, mode: str, args) ->
         config.update(residual_diff_threshold=args.threshold, max_warmup_steps=4)
         if name == "dynamic_f8b0":
             config["Fn_compute_blocks"] = 8
+            config["residual_diff_threshold"] = args.threshold_f8 or args.threshold
     else:
         raise SystemExit(f"unknown variant {variant!r}")
+    start = torch.cuda.memory_allocated()
     if config:
         library.enable(model, calibrator=calibrator, **config)
     before = (lambda: library.refresh(model)) if config else None
     try:
         result = timed(model, data, args.repeats, before)
         syncs = count_syncs(model, data, before)
+        memory = held_memory(model, data, start, before)
         cached = library.cached_steps(model) if config else []
+        diffs = library.residual_diffs(model) if config else {}
+        if diffs:
+            log(f"residual diffs ({variant}, {mode}): {diffs}")
     finally:
         if config:
             library.disable(model)
@@ -319,6 +358,53 @@ def run_variant(library: Library, model, data, variant: str, mode: str, args) ->
         "computed": STEPS - len(cached),
         "cached_steps": cached,
         "syncs": syncs,
+        **memory,
+        "residual_diffs": diffs,
+        "output": result["output"],
+    }
+
+
+def held_memory(model, data, start: int, before=None) -> dict[str, float]:
+    """MiB the cache holds after a run (vs ``start``) and the run's peak above ``start``."""
+    if before is not None:
+        before()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    output, _ = denoise(model, data)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del output
+    held = torch.cuda.memory_allocated()
+    return {"cache_mib": (held - start) / 2**20, "peak_above_start_mib": (peak - start) / 2**20}
+
+
+def run_fbcache(library: Library, model, data, variant: str, mode: str, args) -> dict:
+    """diffusers' FirstBlockCache at the threshold in the variant's name."""
+    threshold = float(variant.partition("@")[2])
+    calls: list[int] = []
+    # the hook skips a block's body on a cached step, but the block's __call__ still runs: count
+    # calls of a module inside the body
+    hook = model.transformer_blocks[1].attn.register_forward_pre_hook(lambda *a: calls.append(1))
+    start = torch.cuda.memory_allocated()
+    library.enable_fbcache(model, threshold)
+    reset = model._reset_stateful_cache
+    try:
+        result = timed(model, data, args.repeats, reset)
+        syncs = count_syncs(model, data, reset)
+        calls.clear()
+        memory = held_memory(model, data, start, reset)
+        computed = len(calls)
+    finally:
+        model.disable_cache()
+        hook.remove()
+    return {
+        "variant": variant,
+        "mode": mode,
+        "seconds": result["seconds"],
+        "step_ms": result["step_ms"],
+        "computed": computed,
+        "syncs": syncs,
+        **memory,
         "output": result["output"],
     }
 

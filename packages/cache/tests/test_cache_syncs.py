@@ -89,3 +89,36 @@ def test_static_mask_steps_read_nothing():
     )
     cached = _reads_per_call(pipe.transformer, calls)
     assert cached == baseline
+
+
+@pytest.mark.parametrize("known_length", ["mask", "num_inference_steps"])
+def test_transformer_only_known_request_length_reads_nothing_beyond_the_diff(known_length):
+    # a raw transformer loop (no pipeline call marks requests): with the request length known,
+    # a static mask reads nothing and warm-up steps read nothing; a new request still starts
+    # after the known number of steps (two requests, the same outputs)
+    pipe = build_tiny_pipeline("flux")
+    calls = _calls(pipe, "flux", 10)
+    baseline = _reads_per_call(pipe.transformer, calls)
+    if known_length == "mask":
+        mask = [1, 1, 1, 0, 0, 1, 0, 0, 0, 1]
+        config = dc.DBCacheConfig(
+            Fn_compute_blocks=1, steps_computation_mask=mask, steps_computation_policy="static"
+        )
+    else:
+        config = dc.DBCacheConfig(
+            Fn_compute_blocks=1,
+            num_inference_steps=10,
+            max_warmup_steps=3,
+            residual_diff_threshold=0.3,
+        )
+    dc.enable_cache(pipe.transformer, config)
+    first = _reads_per_call(pipe.transformer, calls)
+    second = _reads_per_call(pipe.transformer, calls)
+    extra = [c - b for c, b in zip(first, baseline, strict=True)]
+    assert first == second
+    if known_length == "mask":
+        assert extra == [0] * 10
+    else:
+        assert extra[:3] == [0, 0, 0] and max(extra) <= 1 and sum(extra) > 0
+    stats = dc.summary(pipe.transformer, logging=False)[0]
+    assert stats.accumulated_executed_steps == 10 and stats.cached_steps

@@ -136,7 +136,12 @@ def test_fallback_order_comes_from_calibrator_kwargs():
     square = lambda s: torch.full((1, 3), float(s * s), dtype=torch.float64)  # noqa: E731
     dmd = DMDCalibrator(n_derivatives=2)
     feed(dmd, square, [0, 2, 3])
-    assert forecast(dmd, 5).flatten()[0].item() == pytest.approx(25.0, abs=1e-12)
+    taylor = TaylorSeerCalibrator(n_derivatives=2)  # the fallback is ditkit's TaylorSeer
+    feed(taylor, square, [0, 2, 3])
+    order_one = TaylorSeerCalibrator(n_derivatives=1)
+    feed(order_one, square, [0, 2, 3])
+    got = forecast(dmd, 5)
+    assert torch.equal(got, forecast(taylor, 5)) and not torch.equal(got, forecast(order_one, 5))
 
 
 def test_history_keeps_the_newest_snapshots():

@@ -1,4 +1,8 @@
-"""TaylorSeer: Newton divided differences over the computed steps (float64, analytic)."""
+"""TaylorSeer: Newton divided differences over the computed steps (float64, analytic).
+
+The exactness tests use ``extrapolation="newton"`` (the interpolating polynomial); the
+"trusted" default is tested against the same polynomial with its reach and trust limits.
+"""
 
 import pytest
 import torch
@@ -39,7 +43,7 @@ def relative_error(got, want):
 def test_order_k_reproduces_every_polynomial_of_degree_at_most_k(order, steps):
     for degree in range(order + 1):
         f = polynomial(degree, seed=10 * order + degree)
-        seer = TaylorSeerCalibrator(n_derivatives=order)
+        seer = TaylorSeerCalibrator(n_derivatives=order, extrapolation="newton")
         feed(seer, f, steps)
         assert seer.derivatives_available == order
         assert seer.computed_steps == steps[::-1][: order + 1]
@@ -52,7 +56,7 @@ def test_order_k_reproduces_every_polynomial_of_degree_at_most_k(order, steps):
 def test_order_k_does_not_reproduce_degree_k_plus_one(order, steps):
     # the exactness above is not vacuous: one degree more and the forecast is off
     f = polynomial(order + 1, seed=99)
-    seer = TaylorSeerCalibrator(n_derivatives=order)
+    seer = TaylorSeerCalibrator(n_derivatives=order, extrapolation="newton")
     feed(seer, f, steps)
     assert relative_error(forecast(seer, steps[-1] + 2), f(steps[-1] + 2)) > 1e-3
 
@@ -60,7 +64,7 @@ def test_order_k_does_not_reproduce_degree_k_plus_one(order, steps):
 def test_non_uniform_spacing_between_computed_steps_of_a_cached_run():
     # computed steps 0, 1, 2, then every third step: the cache's usual pattern after warm-up
     f = polynomial(2, seed=5)
-    seer = TaylorSeerCalibrator(n_derivatives=2)
+    seer = TaylorSeerCalibrator(n_derivatives=2, extrapolation="newton")
     for step in range(15):
         seer.mark_step_begin(step)
         if step < 3 or step % 3 == 2:
@@ -76,7 +80,7 @@ def test_square_cache_dit_predicts_t_plus_k_squared_minus_k_ours_is_exact(t, k):
     values = [torch.tensor(float(s * s), dtype=torch.float64) for s in steps]
     cache_dit = cache_dit_taylor_forecast(values, steps, t + k, n_derivatives=2)
     assert cache_dit.item() == (t + k) ** 2 - k
-    seer = TaylorSeerCalibrator(n_derivatives=2)
+    seer = TaylorSeerCalibrator(n_derivatives=2, extrapolation="newton")
     feed(seer, lambda s: torch.tensor(float(s * s), dtype=torch.float64), steps)
     assert forecast(seer, t + k).item() == (t + k) ** 2
 
@@ -95,7 +99,7 @@ def test_cache_dit_formula_is_exact_for_degree_one_only_with_uniform_spacing():
     square = polynomial(2, seed=4)
     got = cache_dit_taylor_forecast([square(s) for s in NON_UNIFORM], NON_UNIFORM, 13, 2)
     assert relative_error(got, square(13)) > 1e-3
-    ours = TaylorSeerCalibrator(n_derivatives=2)
+    ours = TaylorSeerCalibrator(n_derivatives=2, extrapolation="newton")
     feed(ours, square, NON_UNIFORM)
     assert relative_error(forecast(ours, 13), square(13)) <= 1e-12
 
@@ -169,3 +173,66 @@ def test_implements_the_protocol_and_checks_its_options():
         TaylorSeerCalibrator(n_derivatives=-1)
     with pytest.raises(ConfigError, match="max_warmup_steps"):
         TaylorSeerCalibrator(max_warmup_steps=2)
+
+
+def _newton_and_trusted(order, f, steps):
+    newton = TaylorSeerCalibrator(n_derivatives=order, extrapolation="newton")
+    trusted = TaylorSeerCalibrator(n_derivatives=order)
+    feed(newton, f, steps)
+    feed(trusted, f, steps)
+    return newton, trusted
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_trusted_equals_newton_up_to_order_one(order):
+    newton, trusted = _newton_and_trusted(order, polynomial(3, seed=8), NON_UNIFORM)
+    for step in (11, 12, 20):
+        assert torch.equal(forecast(trusted, step), forecast(newton, step))
+
+
+def test_trusted_keeps_a_small_curvature_term_exactly():
+    # nodes 10, 11, 12 and f = 100 t + t^2: at k = 1 the curvature term f[z0,z1,z2] k (k + 1)
+    # = 2 is far below half the slope term (123), so the forecast is exact
+    f = lambda s: torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)  # noqa: E731
+    newton, trusted = _newton_and_trusted(2, f, [10, 11, 12])
+    assert forecast(trusted, 13).item() == forecast(newton, 13).item() == f(13).item()
+
+
+def test_trusted_scales_a_large_curvature_term_to_half_the_slope_term():
+    # f = t^2 at nodes 0, 1, 3; at t = 6 (k = 3, within the reach 3): value 9, slope term
+    # 4 * 3 = 12, Newton's curvature term 1 * 3 * 5 = 15 > 6 = half the slope term: scaled to 6
+    f = lambda s: torch.tensor([float(s * s)], dtype=torch.float64)  # noqa: E731
+    newton, trusted = _newton_and_trusted(2, f, [0, 1, 3])
+    assert forecast(newton, 6).item() == 36.0
+    assert forecast(trusted, 6).item() == pytest.approx(9.0 + 12.0 + 6.0, abs=1e-12)
+
+
+def test_trusted_drops_a_term_beyond_the_reach_of_its_steps():
+    # nodes 0, 1, 3 span 3 steps: at t = 7 (k = 4) the curvature is not used, order 1 is
+    f = lambda s: torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)  # noqa: E731
+    trusted = TaylorSeerCalibrator(n_derivatives=2)
+    order_one = TaylorSeerCalibrator(n_derivatives=1)
+    feed(trusted, f, [0, 1, 3])
+    feed(order_one, f, [0, 1, 3])
+    assert torch.equal(forecast(trusted, 7), forecast(order_one, 7))
+    assert forecast(trusted, 6).item() != forecast(order_one, 6).item()  # within the reach
+
+
+def test_trusted_scale_is_per_sample_so_a_batch_does_not_mix():
+    # the same sample alone and next to a sample with a huge curvature: the same forecast
+    def f(s, batch):
+        calm = torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)
+        wild = torch.tensor([1e3 * float(s**2)], dtype=torch.float64)
+        return torch.stack([calm, wild]) if batch else calm.unsqueeze(0)
+
+    alone = TaylorSeerCalibrator(n_derivatives=2)
+    batched = TaylorSeerCalibrator(n_derivatives=2)
+    feed(alone, lambda s: f(s, False), [0, 1, 3])
+    feed(batched, lambda s: f(s, True), [0, 1, 3])
+    assert torch.equal(forecast(batched, 5)[:1], forecast(alone, 5))
+
+
+def test_unknown_extrapolation_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=r"extrapolation='damped'.*trusted.*newton"):
+        TaylorSeerCalibrator(n_derivatives=2, extrapolation="damped")
+    assert "newton" in repr(TaylorSeerCalibrator(2, extrapolation="newton"))

@@ -57,10 +57,29 @@ def test_unknown_flat_option_is_an_early_error():
     assert "forward" not in vars(pipe.transformer)
 
 
-def test_missing_component_raises_before_anything_is_patched():
+def test_missing_component_raises_before_anything_is_patched(monkeypatch):
+    from ditkit_interfaces.capabilities import COMPONENTS, Component
+
+    ghost = Component(
+        "parallel", "ditkit_parallel_not_here", "ditkit-parallel", "pip install ditkit-parallel"
+    )
+    monkeypatch.setitem(COMPONENTS, "parallel", ghost)
     pipe = build_tiny_pipeline("flux")
     cls = type(pipe)
     with pytest.raises(MissingComponentError, match="ditkit-parallel"):
+        ditkit.enable_cache(
+            pipe,
+            cache_config=ditkit.DBCacheConfig(),
+            parallelism_config=ditkit.ParallelismConfig(ulysses_size=2),
+        )
+    assert type(pipe) is cls
+    assert not hasattr(pipe.transformer, "_ditkit_cache")
+
+
+def test_parallelism_without_a_process_group_raises_before_anything_is_patched():
+    pipe = build_tiny_pipeline("flux")
+    cls = type(pipe)
+    with pytest.raises(RuntimeError, match="init_process_group"):
         ditkit.enable_cache(
             pipe,
             cache_config=ditkit.DBCacheConfig(),

@@ -72,8 +72,7 @@ def test_size_one_is_not_an_error_but_disabled():
     [
         (dict(ulysses_size=0), "ulysses_size"),
         (dict(tp_size=1.5), "tp_size"),
-        (dict(ring_size=2, ulysses_size=2, ulysses_anything=True), "ulysses_anything"),
-        (dict(ring_rotate_method="allgather"), "ring_rotate_method"),
+        (dict(ring_rotate_method="ring"), "ring_rotate_method"),
         (dict(backend="mpi"), "backend"),
         (dict(extra_parallel_modules="vae"), "extra_parallel_modules"),
         (dict(parallel_kwargs={"not_a_field": 1}), "parallel_kwargs"),
@@ -84,6 +83,15 @@ def test_parallel_invalid(kwargs, field):
         warnings.simplefilter("ignore", DeprecationWarning)
         with pytest.raises(ConfigError, match=field):
             ParallelismConfig(**kwargs)
+
+
+def test_uneven_usp_and_allgather_rotation_are_accepted():
+    # cache-dit refused ulysses_anything with ring_size > 1; ditkit's USP handles any length
+    cfg = ParallelismConfig(ring_size=2, ulysses_size=2, ulysses_anything=True)
+    assert cfg.usp_enabled() and cfg.world_size == 4
+    assert ParallelismConfig(ring_size=2, ring_rotate_method="allgather").ring_rotate_method == (
+        "allgather"
+    )
 
 
 def test_deprecated_parallel_kwargs_are_flattened_with_a_warning():

@@ -156,6 +156,12 @@ class CachedBlocks(torch.nn.Module):
         pattern, returns_encoder = self.pattern, self.returns_encoder
         original = hidden
         hidden, encoder = run_blocks(pattern, self.blocks[:first], hidden, encoder, args, kwargs)
+        if original.shape != hidden.shape:
+            # context parallelism split the sequence inside the first blocks: compare the Fn
+            # residual on this rank's piece of the input (the reducer knows how it was cut)
+            match = getattr(ctx.reducer, "match_shard", None)
+            if match is not None:
+                original = match(original, hidden)
         fn_residual = self.residual(original, hidden)
         del original
         # what a cached call combines with stored values: a shape change forces a compute

@@ -189,10 +189,18 @@ class CacheContext:
         step = self.current_step
         return not (step >= 0 and other.last_step == step and mine.last_step != step)
 
+    @property
+    def request_steps(self) -> int | None:
+        """Steps per request when known: ``num_inference_steps``, else the steps mask's length."""
+        if self.config.num_inference_steps is not None:
+            return self.config.num_inference_steps
+        mask = self.config.steps_computation_mask
+        return len(mask) if mask else None
+
     def request_done(self) -> bool:
-        """Whether the announced ``num_inference_steps`` are all done, so the next call (the
-        current one, when called from a call's start) begins a new request."""
-        steps = self.config.num_inference_steps
+        """Whether the known steps per request (:attr:`request_steps`) are all done, so the next
+        call (the current one, when called from a call's start) begins a new request."""
+        steps = self.request_steps
         if steps is None:
             return False
         if self.separate_cfg:

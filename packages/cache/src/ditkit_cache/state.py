@@ -127,7 +127,9 @@ class TransformerCache:
         transformer (`nn.Module`): the transformer.
         block_lists (`list[BlockList]`): the lists to cache, in call order.
         persistent (`bool`): transformer-only use: contexts live across requests and a new
-            request is detected from the step count or the timestep (no pipeline call wraps it).
+            request is detected from the step count when the steps per request are known
+            (``num_inference_steps`` or a steps mask; no sync), else from a rise of the
+            timestep (read with the call's diff). No pipeline call wraps it.
         calibrator_builder (*optional*): builds a calibrator from a ``CalibratorConfig``.
         reducer (`DecisionReducer`, *optional*): cross-rank reduction of the diff.
     """
@@ -218,6 +220,11 @@ class TransformerCache:
                 self.start_request()
                 self._remember_timestep(args, kwargs)
                 return
+        if all(context.request_steps is not None for context in self.contexts.values()):
+            # Requests of a known length end by count; comparing device timesteps would cost a
+            # host-device sync on every call that fetches no diff (every call of a static
+            # mask). A transformer-only loop stopped early calls refresh_context before the next.
+            return
         previous = self.last_timestep
         current = self._remember_timestep(args, kwargs)
         if previous is None or current is None:

@@ -97,12 +97,15 @@ __all__ = [
     "load_quantize_config",
     "version_tuple",
     *_lazy.FORWARDED,
+    *_lazy.LOCAL,
 ]
 
 
 def __getattr__(name: str) -> Any:
     if name in _lazy.FORWARDED:
         return _lazy.resolve(name)
+    if name in _lazy.LOCAL:
+        return _lazy.resolve_local(name)
     if name == "caching":  # cache-dit's module path: cache_dit.caching.patch_functors.X
         import importlib
 
@@ -111,4 +114,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_lazy.FORWARDED))
+    return sorted(set(globals()) | set(_lazy.FORWARDED) | set(_lazy.LOCAL))

@@ -5,7 +5,8 @@ its component the first time it is read. cache-dit module paths that user code i
 (``cache_dit.caching.patch_functors``) exist as umbrella modules (``ditkit.caching.patch_functors``)
 re-exporting a component's module (:data:`MODULES`). A name or module whose component is not
 installed (or is too old to provide it) raises :class:`~ditkit_interfaces.MissingComponentError`
-with the pip line.
+with the pip line. The umbrella's own torch-importing functions (``ditkit.set_compile_configs``,
+``ditkit.set_attn_backend``, …) are resolved the same way from its submodules (:data:`LOCAL`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from ditkit_interfaces.capabilities import require
 
-__all__ = ["FORWARDED", "MODULES", "resolve", "resolve_module"]
+__all__ = ["FORWARDED", "LOCAL", "MODULES", "resolve", "resolve_local", "resolve_module"]
 
 # public name -> (component, attribute in that component's top-level package)
 FORWARDED: dict[str, tuple[str, str]] = {
@@ -56,6 +57,15 @@ FORWARDED: dict[str, tuple[str, str]] = {
 }
 
 
+# public name -> the umbrella's own module defining it (imported on use: it imports torch)
+LOCAL: dict[str, str] = {
+    "set_compile_configs": "ditkit.compile_recipe",
+    "restore_compile_configs": "ditkit.compile_recipe",
+    "compile_repeated_blocks": "ditkit.compile_recipe",
+    "set_attn_backend": "ditkit.attention_backend",
+}
+
+
 # umbrella module path (cache-dit's, below ``ditkit.``) -> (component, module it re-exports)
 MODULES: dict[str, tuple[str, str]] = {
     "caching.patch_functors": ("cache", "ditkit_cache.functors"),
@@ -67,6 +77,11 @@ def resolve(name: str) -> Any:
     component, attribute = FORWARDED[name]
     module = require(component, f"ditkit.{name}", attribute=attribute)
     return getattr(module, attribute)
+
+
+def resolve_local(name: str) -> Any:
+    """Import the umbrella module that defines ``name`` and return the attribute."""
+    return getattr(importlib.import_module(LOCAL[name]), name)
 
 
 def resolve_module(path: str) -> ModuleType:

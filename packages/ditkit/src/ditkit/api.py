@@ -83,10 +83,20 @@ def enable_cache(
         name: require(name, "ditkit.enable_cache", attribute=_ENTRY_POINTS.get(name))
         for name in needed
     }
+    if attention_backend is not None:  # a bad name fails before anything is patched
+        from .attention_backend import _check_kernel_installed, resolve_attn_backend
+
+        _check_kernel_installed(resolve_attn_backend(attention_backend))
     result = pipe_or_adapter
     if "cache" in modules:
         builder = getattr(modules.get("calibrators"), "build_calibrator", None)
         extra = {"calibrator_builder": builder} if builder is not None else {}
+        if "parallel" in modules and "reducer" not in kwargs:
+            # every rank must take the same cache decision: the diff is averaged over ranks
+            # (and the Fn residual compared on this rank's piece); the reducer finds the
+            # context-parallel layout when it needs it, after enable_parallelism below
+            reducer_type = modules["parallel"].DistributedDecisionReducer
+            extra["reducer"] = reducer_type(owner=pipe_or_adapter)
         result = modules["cache"].enable_cache(
             pipe_or_adapter,
             cache_config=cache_config,
@@ -95,28 +105,15 @@ def enable_cache(
             **extra,
             **kwargs,
         )
+    if attention_backend is not None:
+        from .attention_backend import set_attn_backend
+
+        set_attn_backend(result, attention_backend)  # cache-dit's names, checked first
     if "parallel" in modules:
-        modules["parallel"].enable_parallelism(
-            result, parallelism_config, attention_backend=attention_backend
-        )
-    elif attention_backend is not None:
-        _set_attention_backend(result, attention_backend)
+        modules["parallel"].enable_parallelism(result, parallelism_config)
     if "svdquant" in modules:
         modules["svdquant"].quantize(result, quantize_config)
     return result
-
-
-def _set_attention_backend(pipe_or_adapter: Any, backend: str) -> None:
-    """Select diffusers' attention backend on every transformer (``set_attention_backend``)."""
-    targets = []
-    for name in ("transformer", "transformer_2"):
-        module = getattr(getattr(pipe_or_adapter, "pipe", pipe_or_adapter), name, None)
-        if module is not None:
-            targets.append(module)
-    if not targets and hasattr(pipe_or_adapter, "set_attention_backend"):
-        targets.append(pipe_or_adapter)
-    for module in targets:
-        module.set_attention_backend(backend)
 
 
 # The attribute each component must provide for enable_cache to use it.

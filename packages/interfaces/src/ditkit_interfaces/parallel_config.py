@@ -63,10 +63,13 @@ class ParallelismConfig(ConfigBase):
             for Ulysses/Ring, tensor parallelism for TP, hybrid for both, and ``NONE`` when no
             size is above 1 (cache-dit raised "No parallelism is enabled" there).
         ulysses_size, ring_size, tp_size (`int`, *optional*): the degree of each kind (>= 1).
-        ulysses_anything (`bool`): any sequence length / head count, without padding.
+        ulysses_anything (`bool`): any sequence length / head count, without padding
+            (ditkit handles uneven lengths and heads in every mode, USP included, with or
+            without it; cache-dit refused it with ring_size > 1).
         ulysses_float8 (`bool`): FP8 all-to-all for Q, V and O.
         ulysses_async (`bool`): overlap the QKV projections with the all-to-all.
-        ring_rotate_method (`str`, defaults to `"p2p"`): how K/V rotate around the ring.
+        ring_rotate_method (`str`, defaults to `"p2p"`): how K/V travel around the ring:
+            ``"p2p"`` (rotate the shards) or ``"allgather"`` (gather all K/V once).
         ring_convert_to_fp32 (`bool`, defaults to `True`): merge ring partials in float32.
         extra_parallel_modules (`list`): ``"text_encoder"``, ``"vae"``, ``"controlnet"`` or modules.
         attention_backend (`str`, *optional*): attention kernel used under parallelism.
@@ -149,15 +152,8 @@ class ParallelismConfig(ConfigBase):
         for size in ("ulysses_size", "ring_size", "tp_size", "ray_num_workers"):
             check_int(self, size, minimum=1)
         check_int(self, "ray_master_port", minimum=0)
-        check_choice(self, "ring_rotate_method", ("p2p",), fix="only 'p2p' rotation is implemented")
+        check_choice(self, "ring_rotate_method", ("p2p", "allgather"))
         check_choice(self, "ray_transfer_backend", ("auto", "file", "object_store"))
-        if self.ulysses_anything and (self.ring_size or 1) > 1:
-            raise ConfigError(
-                "ParallelismConfig.ulysses_anything",
-                True,
-                "False when ring_size > 1",
-                fix="use plain Ulysses inside USP, or drop ring_size",
-            )
         modules = self.extra_parallel_modules
         if modules is not None and not isinstance(modules, list | tuple):
             raise ConfigError(

@@ -77,6 +77,11 @@ class DecisionReducer(Protocol):
         """The element-wise mean of ``value`` over all ranks (same shape as ``value``)."""
         ...
 
+    # Optional (the cache calls it when present): ``match_shard(full, local) -> Tensor`` returns
+    # this rank's piece of ``full`` cut like ``local``, for a block list whose input arrives
+    # full-length while its first block returns a shard (a context-parallel plan that splits at
+    # block 0): the Fn residual is then compared on matching shards.
+
 
 class LocalDecisionReducer:
     """The single-process :class:`DecisionReducer`: the mean over one rank is the value itself."""
@@ -87,6 +92,10 @@ class LocalDecisionReducer:
 
     def mean_across_ranks(self, value: Tensor) -> Tensor:
         return value
+
+    def match_shard(self, full: Tensor, local: Tensor) -> Tensor:
+        """One rank holds everything: ``full`` is already the matching piece."""
+        return full
 
     def __repr__(self) -> str:
         return "LocalDecisionReducer()"

@@ -1,0 +1,209 @@
+"""Collectives of context parallelism, for uneven sequence lengths and head counts.
+
+Tensors are in diffusers' attention layout ``(B, S, H, E)`` (batch, sequence, heads, last dim;
+``E`` is the head dim, or ``D + 4`` for packed float8 rows). Ranks of a group hold sequence
+pieces of lengths ``seq_lens`` (cp-rank order, may differ by rank) and, after the all-to-all,
+head pieces of sizes :func:`head_split_sizes` (``torch.tensor_split`` over heads, never padded).
+
+- :func:`all_to_all_seq_to_heads`: ``(B, S_r, H, E) -> (B, sum(S), H_r, E)``;
+- :func:`all_to_all_heads_to_seq`: ``(B, sum(S), H_r, E) -> (B, S_r, H, E)``, the inverse;
+- :func:`all_gather_uneven`: concatenate pieces of different lengths along a dim;
+- :class:`RingP2P`: send tensors to the next rank of a ring and receive from the previous one.
+
+The all-to-alls and the all-gather return still-in-flight results (call :func:`wait`). They
+use ``torch.distributed._functional_collectives``, which ``torch.compile`` traces into the
+graph; the split sizes are Python ints known before the call (from
+:class:`~ditkit_parallel.mesh.SeqLenTable`), so nothing syncs the host. P2P has no functional
+form and runs eagerly (``torch.compiler.disable``).
+
+Example:
+    >>> head_split_sizes(10, 4)
+    [3, 3, 2, 2]
+    >>> offsets([3, 3, 2, 2])
+    [0, 3, 6, 8, 10]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.distributed as dist
+import torch.distributed._functional_collectives as fc
+from torch.distributed import ProcessGroup
+
+__all__ = [
+    "RingP2P",
+    "all_gather_uneven",
+    "all_to_all_heads_to_seq",
+    "all_to_all_seq_to_heads",
+    "head_split_sizes",
+    "offsets",
+    "wait",
+]
+
+_all_gather = getattr(fc, "all_gather_single", None) or fc.all_gather_tensor
+
+
+def wait(tensor: torch.Tensor) -> torch.Tensor:
+    """Wait for a functional collective's (possibly still in flight) result; plain tensors pass.
+
+    Issue several collectives first and wait afterwards to overlap them.
+    """
+    return tensor.wait() if isinstance(tensor, fc.AsyncCollectiveTensor) else tensor
+
+
+def head_split_sizes(n_heads: int, size: int) -> list[int]:
+    """Heads per rank as ``torch.tensor_split`` deals them (the first ``n % size`` get one more)."""
+    base, extra = divmod(n_heads, size)
+    return [base + (1 if r < extra else 0) for r in range(size)]
+
+
+def offsets(sizes: Sequence[int]) -> list[int]:
+    """Prefix sums with a leading 0: piece ``i`` is ``[offsets[i], offsets[i + 1])``."""
+    out = [0]
+    for n in sizes:
+        out.append(out[-1] + int(n))
+    return out
+
+
+def all_to_all_seq_to_heads(
+    x: torch.Tensor, seq_lens: Sequence[int], rank: int, group: ProcessGroup
+) -> torch.Tensor:
+    """Sequence-sharded, all heads -> full sequence, this rank's heads.
+
+    Args:
+        x: ``(B, S_rank, H, E)``, this rank's tokens (``S_rank == seq_lens[rank]``).
+        seq_lens: every rank's local length, in group-rank order.
+        rank: this rank in ``group``.
+        group: the all-to-all group.
+
+    Returns:
+        ``(B, sum(seq_lens), H_rank, E)`` (a strided view), tokens in rank order, heads
+        ``head_split_sizes(H, size)[rank]`` starting at that split's offset.
+    """
+    batch, seq, n_heads, last = x.shape
+    size = len(seq_lens)
+    heads = head_split_sizes(n_heads, size)
+    h_off = offsets(heads)
+    # send piece j laid out (S, B, h_j, E): the received pieces then stack along the sequence
+    send = x.new_empty(seq * batch * n_heads * last)
+    in_splits = [seq * batch * h * last for h in heads]
+    s_off = offsets(in_splits)
+    for j in range(size):
+        if heads[j]:
+            piece = send[s_off[j] : s_off[j + 1]].view(seq, batch, heads[j], last)
+            piece.copy_(x[:, :, h_off[j] : h_off[j + 1]].transpose(0, 1))
+    mine = heads[rank]
+    out_splits = [int(n) * batch * mine * last for n in seq_lens]
+    recv = fc.all_to_all_single(send, out_splits, in_splits, group)
+    return recv.view(sum(seq_lens), batch, mine, last).transpose(0, 1)
+
+
+def all_to_all_heads_to_seq(
+    y: torch.Tensor, seq_lens: Sequence[int], n_heads: int, rank: int, group: ProcessGroup
+) -> torch.Tensor:
+    """Full sequence, this rank's heads -> sequence-sharded, all heads (inverse of the above).
+
+    Args:
+        y: ``(B, sum(seq_lens), H_rank, E)``.
+        seq_lens: every rank's local length, in group-rank order.
+        n_heads: the total head count ``H``.
+        rank: this rank in ``group``.
+        group: the all-to-all group.
+
+    Returns:
+        ``(B, seq_lens[rank], H, E)`` (a strided view).
+    """
+    batch, _, mine, last = y.shape
+    size = len(seq_lens)
+    heads = head_split_sizes(n_heads, size)
+    if heads[rank] != mine:
+        raise ValueError(
+            f"all_to_all_heads_to_seq: rank {rank} holds {mine} heads, expected "
+            f"{heads[rank]} of {n_heads}"
+        )
+    t_off = offsets(seq_lens)
+    in_splits = [int(n) * batch * mine * last for n in seq_lens]
+    s_off = offsets(in_splits)
+    # send piece j laid out (h_rank, S_j, B, E): received pieces then stack along heads
+    send = y.new_empty(s_off[-1])
+    for j in range(size):
+        if seq_lens[j] and mine:
+            piece = send[s_off[j] : s_off[j + 1]].view(mine, int(seq_lens[j]), batch, last)
+            piece.copy_(y[:, t_off[j] : t_off[j + 1]].permute(2, 1, 0, 3))
+    seq = int(seq_lens[rank])
+    out_splits = [h * seq * batch * last for h in heads]
+    recv = fc.all_to_all_single(send, out_splits, in_splits, group)
+    return recv.view(n_heads, seq, batch, last).permute(2, 1, 0, 3)
+
+
+def all_gather_uneven(
+    x: torch.Tensor, lens: Sequence[int], dim: int, group: ProcessGroup
+) -> torch.Tensor:
+    """Concatenate every rank's ``x`` along ``dim`` (rank order); ``x.shape[dim]`` may differ.
+
+    Pieces shorter than ``max(lens)`` are padded for the gather (by at most the length
+    difference) and the padding is dropped after it.
+
+    Args:
+        x: this rank's piece; ``x.shape[dim] == lens[rank]``.
+        lens: every rank's length along ``dim``.
+        dim: the dim to concatenate.
+        group: the gather group.
+    """
+    dim = dim % x.dim()
+    longest = max(int(n) for n in lens)
+    if x.shape[dim] < longest:
+        pad_shape = list(x.shape)
+        pad_shape[dim] = longest - x.shape[dim]
+        x = torch.cat([x, x.new_zeros(pad_shape)], dim)
+    gathered = _all_gather(x.unsqueeze(0).contiguous(), 0, group)
+    if all(int(n) == longest for n in lens):
+        return gathered.movedim(0, dim).flatten(dim, dim + 1)
+    return torch.cat([gathered[i].narrow(dim, 0, int(n)) for i, n in enumerate(lens)], dim)
+
+
+class RingP2P:
+    """Point-to-point rotation around a ring: send to ``rank + 1``, receive from ``rank - 1``.
+
+    ``start(tensors, recv_shapes)`` posts the sends of ``tensors`` and receives into new
+    buffers of ``recv_shapes`` (same dtypes) in one ``batch_isend_irecv``; ``wait()`` returns the
+    buffers. Peers are global ranks, found once.
+
+    Args:
+        group: the ring group.
+        rank, size: this rank's position in it and its size.
+    """
+
+    def __init__(self, group: ProcessGroup, rank: int, size: int) -> None:
+        self.group = group
+        self.next_peer = dist.get_global_rank(group, (rank + 1) % size)
+        self.prev_peer = dist.get_global_rank(group, (rank - 1) % size)
+        self._works: list[dist.Work] = []
+        self._buffers: list[torch.Tensor] = []
+        self._sent: list[torch.Tensor] = []  # kept alive until the sends complete
+
+    @torch.compiler.disable
+    def start(self, tensors: Sequence[torch.Tensor], recv_shapes: Sequence[Sequence[int]]) -> None:
+        """Post the sends of ``tensors`` and the receives of buffers shaped ``recv_shapes``."""
+        if self._works:
+            raise RuntimeError("RingP2P.start: wait() for the previous rotation first")
+        ops = []
+        self._buffers, self._sent = [], []
+        for tensor, shape in zip(tensors, recv_shapes, strict=True):
+            tensor = tensor.contiguous()
+            buffer = tensor.new_empty(tuple(shape))
+            self._sent.append(tensor)
+            ops.append(dist.P2POp(dist.isend, tensor, self.next_peer, self.group))
+            ops.append(dist.P2POp(dist.irecv, buffer, self.prev_peer, self.group))
+            self._buffers.append(buffer)
+        self._works = dist.batch_isend_irecv(ops)
+
+    @torch.compiler.disable
+    def wait(self) -> list[torch.Tensor]:
+        """Wait for the posted rotation; the received tensors, in the order sent."""
+        for work in self._works:
+            work.wait()
+        self._works, self._sent = [], []
+        return self._buffers

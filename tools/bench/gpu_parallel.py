@@ -1,0 +1,499 @@
+"""GPU benchmark of ditkit-parallel on the FLUX.1-dev-sized transformer (random bf16 weights).
+
+Launched with torchrun, one process per GPU (NCCL); the "single" mode runs on rank 0 alone (the
+other ranks wait at a barrier), so one launch gives the one-GPU baseline and the parallel rows
+side by side:
+
+    torchrun --nproc-per-node=2 tools/bench/gpu_parallel.py --modes single ulysses ring tp \
+        --sides 1024 2048 --compile --cache none static_fast --json parallel.json
+
+For every (phase, mode, side, cache) row: a warm-up request, then ``--repeats`` requests of
+``--steps`` denoising steps (gpu_cache's transformer-only loop: FLUX's shifted sigmas, Euler);
+ms/step is the mean over the steps of the per-step CUDA-event medians (the median step is
+printed beside it), speedup is against "single" at the same side/cache/phase, memory is
+``torch.cuda.max_memory_allocated`` per rank over the timed requests. Equivalence: the relative
+error ``max|x - ref| / max|ref|`` of the first step's velocity against the one-GPU eager
+uncached velocity (``err1``), and of the final latents against the single row of the same
+side/cache/phase (``errN``). Before the rows: every rank checks that it built the same weights
+(or takes rank 0's), an fp32 tiny Flux must equal one process within 1e-5 relative in each mode
+(TF32 off), and an ``all_to_all_single`` microbenchmark gives the Ulysses communication floor:
+``floor = single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden), printed with the achieved
+fraction ``floor / ulysses``. Phases: eager, then (``--compile``) regional compile
+(``block.compile()`` on each block).
+
+Modes: ``single``, ``ulysses``, ``ring``, ``tp``, ``ulysses_async``, ``ulysses_fp8``. Caches:
+``none``, ``static_fast`` (DBCache F1B0, static "fast" steps mask), ``dynamic`` (DBCache F1B0 at
+``--threshold``; random weights change a lot between steps). The cache is enabled before
+``enable_parallelism`` with a ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does);
+context parallelism and the cache are undone after each row; the TP model is built once (TP
+cannot be undone) and the cache is enabled on it per row.
+
+``--tiny``: a tiny Flux in fp32 on the CPU with gloo (perf_counter instead of CUDA events), to
+check the script end to end without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in ("interfaces", "cache", "parallel")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from gpu_cache import FLUX_DEV, build, compile_blocks, denoise, inputs, sigmas  # noqa: E402
+
+TEXT_TOKENS = 512  # gpu_cache.inputs' prompt length
+TINY_FLUX = {
+    **FLUX_DEV,
+    "num_layers": 2,
+    "num_single_layers": 2,
+    "attention_head_dim": 16,
+    "num_attention_heads": 4,
+    "axes_dims_rope": (4, 6, 6),
+}
+MODES = {
+    "single": {},
+    "ulysses": {"ulysses_size": None},
+    "ring": {"ring_size": None},
+    "tp": {"tp_size": None},
+    "ulysses_async": {"ulysses_size": None, "ulysses_async": True},
+    "ulysses_fp8": {"ulysses_size": None, "ulysses_float8": True},
+}
+FP32_TOL = 1e-5
+
+
+def log(message: str) -> None:
+    if dist.get_rank() == 0:
+        print(message, flush=True)
+
+
+class WallEvent:
+    """``torch.cuda.Event`` stand-in on the CPU: ``perf_counter`` at ``record()``."""
+
+    def __init__(self, enable_timing: bool = True) -> None:
+        self.t = 0.0
+
+    def record(self, stream: Any = None) -> None:
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end: WallEvent) -> float:
+        return (end.t - self.t) * 1000.0
+
+
+class Bench:
+    """The process's device, dtype and model builder (full size on CUDA, or ``--tiny``)."""
+
+    def __init__(self, tiny: bool) -> None:
+        self.tiny = tiny
+        self.cuda = not tiny
+        if self.cuda:
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        else:
+            self.device = torch.device("cpu")
+            torch.cuda.Event = WallEvent  # gpu_cache.denoise times steps with CUDA events
+        dist.init_process_group(
+            "nccl" if self.cuda else "gloo",
+            timeout=timedelta(minutes=20),
+            device_id=self.device if self.cuda else None,
+        )
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.config = TINY_FLUX if tiny else FLUX_DEV
+
+    def sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def build(self) -> torch.nn.Module:
+        if not self.tiny:
+            return build(self.device)
+        from diffusers import FluxTransformer2DModel
+
+        torch.manual_seed(0)
+        model = FluxTransformer2DModel(**TINY_FLUX)
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.dim() > 1:
+                    parameter.normal_(0.0, 0.02)
+        return model.eval().requires_grad_(False)
+
+    def inputs(self, side: int) -> dict[str, Any]:
+        data = inputs(self.device, side)
+        if self.tiny:
+            data = {k: v.float() if v.is_floating_point() else v for k, v in data.items()}
+        return data
+
+    def barrier(self) -> None:
+        dist.barrier(device_ids=[self.device.index] if self.cuda else None)
+
+    def gather(self, value: Any) -> list[Any]:
+        values: list[Any] = [None] * self.world
+        dist.all_gather_object(values, value)
+        return values
+
+
+def same_weights(bench: Bench, model: torch.nn.Module) -> bool:
+    """Whether every rank built identical weights; if not, rank 0's are broadcast."""
+    params = list(model.parameters())
+    sums = torch.stack([p.detach().double().sum() for p in params])
+    reference = sums.clone()
+    dist.broadcast(reference, 0)
+    same = torch.tensor([float(torch.equal(sums, reference))], device=sums.device)
+    dist.all_reduce(same, op=dist.ReduceOp.MIN)
+    if same.item() < 1:
+        for p in params:
+            dist.broadcast(p.data, 0)
+    return bool(same.item() == 1)
+
+
+def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
+    x, ref = x.float(), ref.float()
+    return float((x - ref).abs().max() / ref.abs().max())
+
+
+def parallel_config(mode: str, world: int) -> Any:
+    from ditkit_interfaces import ParallelismConfig
+
+    options = {k: (world if v is None else v) for k, v in MODES[mode].items()}
+    return ParallelismConfig(**options)
+
+
+def fp32_equivalence(bench: Bench) -> dict[str, float]:
+    """A tiny fp32 Flux in each mode (4 heads, 25+7 tokens; 3 heads, 25+8) vs one process."""
+    from diffusers import FluxTransformer2DModel
+
+    from ditkit_parallel import enable_parallelism
+
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    results = {}
+    try:
+        for heads, text in ((4, 7), (3, 8)):
+            for mode in ("ulysses", "ring", "tp"):
+                torch.manual_seed(0)
+                model = FluxTransformer2DModel(
+                    patch_size=1,
+                    in_channels=16,
+                    num_layers=2,
+                    num_single_layers=2,
+                    attention_head_dim=16,
+                    num_attention_heads=heads,
+                    joint_attention_dim=24,
+                    pooled_projection_dim=8,
+                    guidance_embeds=False,
+                    axes_dims_rope=(4, 6, 6),
+                )
+                with torch.no_grad():
+                    for p in model.parameters():
+                        if p.numel() > 1 and not p.any():  # zero-initialised output layers
+                            p.normal_(0.0, 0.2)
+                model = model.to(bench.device).eval()
+                ids = torch.zeros(5, 5, 3)
+                ids[..., 1] = torch.arange(5)[:, None]
+                ids[..., 2] = torch.arange(5)[None, :]
+                kwargs = {
+                    "hidden_states": torch.randn(1, 25, 16),
+                    "encoder_hidden_states": torch.randn(1, text, 24),
+                    "pooled_projections": torch.randn(1, 8),
+                    "timestep": torch.tensor([0.5]),
+                    "img_ids": ids.reshape(25, 3),
+                    "txt_ids": torch.zeros(text, 3),
+                }
+                kwargs = {k: v.to(bench.device) for k, v in kwargs.items()}
+                with torch.no_grad():
+                    single = model(**kwargs, return_dict=False)[0]
+                    enable_parallelism(model, parallel_config(mode, bench.world))
+                    out = model(**kwargs, return_dict=False)[0]
+                err = torch.tensor([rel_err(out, single)], device=bench.device)
+                dist.all_reduce(err, op=dist.ReduceOp.MAX)
+                results[f"{mode}/{heads}heads/{25 + text}tokens"] = float(err.item())
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return results
+
+
+def all_to_all_ms(bench: Bench, side: int, iters: int = 20) -> float:
+    """Median time of one Ulysses all-to-all (B*S*H*D/N elements per rank, bf16)."""
+    heads, dim = bench.config["num_attention_heads"], bench.config["attention_head_dim"]
+    tokens = (side // 16) ** 2 + TEXT_TOKENS
+    numel = tokens * heads * dim // bench.world
+    numel -= numel % bench.world
+    dtype = torch.bfloat16 if bench.cuda else torch.float32
+    send = torch.randn(numel, device=bench.device).to(dtype)
+    recv = torch.empty_like(send)
+    times = []
+    for i in range(iters + 5):
+        bench.sync()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dist.all_to_all_single(recv, send)
+        end.record()
+        bench.sync()
+        if i >= 5:
+            times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def first_velocity(model: torch.nn.Module, data: dict[str, Any], steps: int) -> torch.Tensor:
+    """The transformer's output at the loop's first step (sigma = 1)."""
+    latents = data["latents"]
+    sigma = sigmas(steps, latents.shape[1])[0]
+    with torch.inference_mode():
+        return model(
+            hidden_states=latents,
+            timestep=torch.full((1,), sigma, device=latents.device, dtype=latents.dtype),
+            guidance=data["guidance"],
+            pooled_projections=data["pooled_projections"],
+            encoder_hidden_states=data["encoder_hidden_states"],
+            txt_ids=data["txt_ids"],
+            img_ids=data["img_ids"],
+            return_dict=False,
+        )[0]
+
+
+def cache_config(name: str, args: argparse.Namespace) -> Any:
+    import ditkit_cache
+
+    if name == "none":
+        return None
+    options: dict[str, Any] = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0}
+    if name == "static_fast":
+        mask = ditkit_cache.steps_mask(mask_policy="fast", total_steps=args.steps)
+        options.update(steps_computation_mask=mask, steps_computation_policy="static")
+    elif name == "dynamic":
+        options.update(residual_diff_threshold=args.threshold, max_warmup_steps=args.warmup)
+    else:
+        raise SystemExit(f"unknown cache {name!r}")
+    return ditkit_cache.DBCacheConfig(num_inference_steps=args.steps, **options)
+
+
+def measure(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached: bool):
+    """Warm-up request, then ``args.repeats`` timed ones: per-step medians, output, peak."""
+    import ditkit_cache
+
+    runs, output = [], None
+    for run in range(args.repeats + 1):
+        if cached:
+            ditkit_cache.refresh_context(model)
+        bench.sync()
+        if run == 1 and bench.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        output, events = denoise(model, data, args.steps)
+        bench.sync()
+        if run:
+            runs.append([s.elapsed_time(e) for s, e in events])
+    per_step = [statistics.median(column) for column in zip(*runs, strict=True)]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if bench.cuda else 0.0
+    computed = args.steps
+    if cached:
+        stats = ditkit_cache.summary(model, logging=False)
+        computed -= len(stats[0].cached_steps) if stats else 0
+    return per_step, output, peak, computed
+
+
+def run_row(bench: Bench, model, mode: str, cache: str, data, args) -> dict[str, Any]:
+    """One row on this rank: cache, then parallelism (CP modes), measure, undo."""
+    import ditkit_cache
+
+    from ditkit_parallel import DistributedDecisionReducer, disable_parallelism
+    from ditkit_parallel import enable_parallelism
+
+    config = cache_config(cache, args)
+    parallel = mode not in ("single", "tp")  # tp: the model is already sharded
+    if config is not None:
+        reducer = None if mode == "single" else DistributedDecisionReducer(owner=model)
+        ditkit_cache.enable_cache(model, config, reducer=reducer)
+    if parallel:
+        enable_parallelism(model, parallel_config(mode, bench.world))
+    try:
+        velocity = first_velocity(model, data, args.steps)
+        per_step, output, peak, computed = measure(bench, model, data, args, config is not None)
+    finally:
+        if parallel:
+            disable_parallelism(model)
+        if config is not None:
+            ditkit_cache.disable_cache(model)
+    return {
+        "step_ms": per_step,
+        "ms": statistics.fmean(per_step),
+        "median_ms": statistics.median(per_step),
+        "computed": computed,
+        "peak_gib": peak,
+        "velocity": velocity,
+        "output": output,
+    }
+
+
+class Table:
+    """Rows printed as measured (rank 0) and rewritten to ``--json`` after each one."""
+
+    HEADER = (
+        "| side | mode | cache | phase | ms/step | median | computed | speedup | floor ms "
+        "| floor frac | err1 | errN | peak GiB/rank |"
+    )
+
+    def __init__(self, args: argparse.Namespace, meta: dict[str, Any]) -> None:
+        self.path, self.meta, self.rows = args.json, meta, []
+        self.singles: dict[tuple, dict[str, Any]] = {}
+
+    def add(self, row: dict[str, Any], output: torch.Tensor | None) -> None:
+        key = (row["side"], row["cache"], row["phase"])
+        single = self.singles.get(key)
+        if row["mode"] == "single":
+            self.singles[key] = {"ms": row["ms"], "output": output}
+        elif single is not None:
+            row["speedup"] = single["ms"] / row["ms"]
+            row["ideal_fraction"] = single["ms"] / row["world"] / row["ms"]
+            if output is not None:
+                row["errN"] = rel_err(output, single["output"])
+            if row["mode"].startswith("ulysses") and "comm_ms" in row:
+                row["floor_ms"] = single["ms"] / row["world"] + row["comm_ms"]
+                row["floor_fraction"] = row["floor_ms"] / row["ms"]
+        self.rows.append(row)
+        peaks = "/".join(f"{p:.1f}" for p in row["peak_gib"])
+
+        def fmt(name: str, spec: str) -> str:
+            return format(row[name], spec) if name in row else "-"
+
+        log(
+            f"| {row['side']} | {row['mode']} | {row['cache']} | {row['phase']} | "
+            f"{row['ms']:.2f} | {row['median_ms']:.2f} | {row['computed']}/{row['steps']} | "
+            f"{fmt('speedup', '.3f')} | {fmt('floor_ms', '.2f')} | {fmt('floor_fraction', '.3f')} "
+            f"| {fmt('err1', '.2e')} | {fmt('errN', '.2e')} | {peaks} |"
+        )
+        if self.path is not None:
+            self.path.write_text(json.dumps({**self.meta, "rows": self.rows}, indent=1))
+
+
+def comm_per_step(full_step_ms: float, computed: int, steps: int, attentions: int) -> float:
+    """Unhidden all-to-all time per step when ``computed`` of ``steps`` run every attention
+    (a cached step runs the first block's only: Fn=1 of the 57)."""
+    cached = (steps - computed) / attentions
+    return full_step_ms * (computed + cached) / steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modes", nargs="+", default=["single", "ulysses", "ring", "tp"])
+    parser.add_argument("--sides", nargs="+", type=int, default=None)
+    parser.add_argument("--cache", nargs="+", default=["none", "static_fast"])
+    parser.add_argument("--compile", action="store_true", help="also regional compile")
+    parser.add_argument("--no-eager", action="store_true", help="only the compiled phase")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threshold", type=float, default=0.6, help="dynamic cache")
+    parser.add_argument("--warmup", type=int, default=2, help="dynamic cache warm-up steps")
+    parser.add_argument("--tiny", action="store_true", help="tiny fp32 Flux on CPU/gloo")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    for mode in args.modes:
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r}; choose from {sorted(MODES)}")
+    sides = args.sides or ([128, 256] if args.tiny else [1024, 2048])
+    phases = ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compile else [])
+    bench = Bench(args.tiny)
+    try:
+        run(bench, args, sides, phases)
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[str]) -> None:
+    from ditkit_parallel import enable_parallelism
+
+    torch.backends.cuda.matmul.allow_tf32 = True
+    for name in ("recompile_limit", "cache_size_limit"):  # one entry per mode x cache wrapper
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, 64)
+    name = torch.cuda.get_device_name() if bench.cuda else "cpu"
+    log(f"# ditkit-parallel on {bench.world} x {name}, torch {torch.__version__}")
+    fp32 = fp32_equivalence(bench)
+    log(f"fp32 tiny Flux vs one process (max rel err over ranks, tol {FP32_TOL}): {fp32}")
+    start = time.perf_counter()
+    model = bench.build()
+    identical = same_weights(bench, model)
+    log(
+        f"model built in {time.perf_counter() - start:.1f} s: "
+        f"{sum(p.numel() for p in model.parameters()) / 1e9:.3f} B parameters, "
+        f"identical on every rank: {identical}"
+    )
+    attentions = bench.config["num_layers"] + bench.config["num_single_layers"]
+    data, reference, comm = {}, {}, {}
+    for side in sides:
+        data[side] = bench.inputs(side)
+        if bench.rank == 0:
+            reference[side] = first_velocity(model, data[side], args.steps)
+        a2a = all_to_all_ms(bench, side)
+        comm[side] = 4 * attentions * a2a
+        log(f"side {side}: all_to_all {a2a:.3f} ms -> comm floor {comm[side]:.2f} ms/step")
+    meta = {
+        "device": name,
+        "world": bench.world,
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "fp32_equivalence": fp32,
+        "fp32_ok": all(v < FP32_TOL for v in fp32.values()),
+        "weights_identical": identical,
+        "comm_ms": comm,
+    }
+    table = Table(args, meta)
+    log(Table.HEADER)
+    log("|" + "---|" * 13)
+    tp_model = None
+    for phase in phases:
+        if phase == "compiled":
+            compile_blocks(model)
+            if tp_model is not None:
+                compile_blocks(tp_model)
+        for mode in args.modes:
+            if mode == "tp" and tp_model is None:
+                tp_model = bench.build()
+                same_weights(bench, tp_model)
+                enable_parallelism(tp_model, parallel_config("tp", bench.world))
+                if phase == "compiled":
+                    compile_blocks(tp_model)
+            target = tp_model if mode == "tp" else model
+            for side in sides:
+                for cache in args.cache:
+                    if mode == "single" and bench.rank != 0:
+                        bench.barrier()  # rank 0 measures the one-GPU baseline alone
+                        continue
+                    result = run_row(bench, target, mode, cache, data[side], args)
+                    peaks, computed = [result["peak_gib"]], [result["computed"]]
+                    if mode == "single":
+                        bench.barrier()
+                    else:  # every rank must have taken the same cache decisions
+                            peaks, computed = zip(*bench.gather((peaks[0], computed[0])), strict=True)
+                    row = {
+                        "side": side,
+                        "mode": mode,
+                        "cache": cache,
+                        "phase": phase,
+                        "world": bench.world,
+                        "steps": args.steps,
+                        **{k: result[k] for k in ("ms", "median_ms", "step_ms", "computed")},
+                        "peak_gib": list(peaks),
+                        "computed_per_rank": list(computed),
+                        "comm_ms": comm_per_step(comm[side], result["computed"], args.steps, attentions),
+                    }
+                    if bench.rank == 0:
+                        row["err1"] = rel_err(result["velocity"], reference[side])
+                        table.add(row, result["output"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
