@@ -39,7 +39,11 @@ STEPS = 14
 MASK = [1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 0]
 CACHED = [i for i, m in enumerate(MASK) if m == 0]
 CONFIGS = {
-    "taylorseer": TaylorSeerCalibratorConfig(taylorseer_order=2),
+    # the exact polynomial: checked against an independent Lagrange reference below (the
+    # default "trusted" extrapolation is unit-tested in the calibrators package)
+    "taylorseer": TaylorSeerCalibratorConfig(
+        taylorseer_order=2, calibrator_kwargs={"extrapolation": "newton"}
+    ),
     "foca": FoCaCalibratorConfig(),
     "dmd": DMDCalibratorConfig(),
 }

@@ -22,58 +22,17 @@ import pytest
 import torch
 
 from ditkit_parallel.launch import run_distributed
+from ditkit_testing.parallel_cases import rel_error, tiny_flux_case, unzero
 
 TOL = 1e-5
 STEPS = 8
-
-
-def _grid_ids(h: int, w: int) -> torch.Tensor:
-    ids = torch.zeros(h, w, 3)
-    ids[..., 1] = torch.arange(h)[:, None]
-    ids[..., 2] = torch.arange(w)[None, :]
-    return ids.reshape(h * w, 3)
-
-
-def _unzero(model: torch.nn.Module) -> torch.nn.Module:
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.numel() > 1 and not p.any():
-                p.normal_(0.0, 0.2)
-    return model.eval()
-
-
-def _flux(heads: int, grid: tuple[int, int], text: int) -> tuple[torch.nn.Module, dict]:
-    from diffusers import FluxTransformer2DModel
-
-    torch.manual_seed(0)
-    model = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=2,
-        num_single_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=heads,
-        joint_attention_dim=24,
-        pooled_projection_dim=8,
-        guidance_embeds=False,
-        axes_dims_rope=(4, 6, 6),
-    )
-    tokens = grid[0] * grid[1]
-    kwargs = dict(
-        hidden_states=torch.randn(1, tokens, 16),
-        encoder_hidden_states=torch.randn(1, text, 24),
-        pooled_projections=torch.randn(1, 8),
-        img_ids=_grid_ids(*grid),
-        txt_ids=torch.zeros(text, 3),
-    )
-    return _unzero(model), kwargs
 
 
 def _qwen() -> tuple[torch.nn.Module, dict]:
     from ditkit_testing import build_tiny_transformer
 
     torch.manual_seed(0)
-    model = _unzero(build_tiny_transformer("qwen_image", seed=0))
+    model = unzero(build_tiny_transformer("qwen_image", seed=0))
     kwargs = dict(
         hidden_states=torch.randn(1, 16, 64),
         encoder_hidden_states=torch.randn(1, 8, 32),
@@ -126,10 +85,10 @@ def _cached_run(make, parallel: Any = None) -> tuple[torch.Tensor, list[int], di
 
 
 CASES = {
-    "flux_ulysses_even": (lambda: _flux(4, (4, 6), 8), {"ulysses_size": 2}),
-    "flux_ulysses_uneven": (lambda: _flux(3, (5, 5), 7), {"ulysses_size": 2}),
-    "flux_ring": (lambda: _flux(4, (4, 6), 8), {"ring_size": 2}),
-    "flux_tp": (lambda: _flux(4, (4, 6), 8), {"tp_size": 2}),
+    "flux_ulysses_even": (lambda: tiny_flux_case(4, (4, 6), 8), {"ulysses_size": 2}),
+    "flux_ulysses_uneven": (lambda: tiny_flux_case(3, (5, 5), 7), {"ulysses_size": 2}),
+    "flux_ring": (lambda: tiny_flux_case(4, (4, 6), 8), {"ring_size": 2}),
+    "flux_tp": (lambda: tiny_flux_case(4, (4, 6), 8), {"tp_size": 2}),
     "qwen_ulysses": (_qwen, {"ulysses_size": 2}),
 }
 
@@ -141,7 +100,7 @@ def _worker(rank: int, world: int) -> dict[str, Any]:
     for name, (make, sizes) in CASES.items():
         single, single_cached, _ = _cached_run(make)
         out, cached, facts = _cached_run(make, ParallelismConfig(**sizes))
-        err = float((out - single).abs().max() / single.abs().max())
+        err = rel_error(out, single)
         results[name] = {"err": err, "cached": cached, "single_cached": single_cached, **facts}
     return results
 

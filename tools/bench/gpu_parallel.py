@@ -1,45 +1,39 @@
 """GPU benchmark of ditkit-parallel on the FLUX.1-dev-sized transformer (random bf16 weights).
 
-Launched with torchrun, one process per GPU (NCCL); the "single" mode runs on rank 0 alone (the
-other ranks wait at a barrier), so one launch gives the one-GPU baseline and the parallel rows
-side by side:
+One process per GPU (torchrun, NCCL); "single" runs on rank 0 alone (the others wait at a
+barrier), so one launch gives the one-GPU baseline beside the parallel rows:
 
     torchrun --nproc-per-node=2 tools/bench/gpu_parallel.py --modes single ulysses ring tp \
         --sides 1024 2048 --compile --cache none static_fast --json parallel.json
 
-For every (phase, mode, side, cache) row: a warm-up request, then ``--repeats`` requests of
-``--steps`` denoising steps (gpu_cache's transformer-only loop: FLUX's shifted sigmas, Euler);
-ms/step is the mean over the steps of the per-step CUDA-event medians (the median step is
-printed beside it), speedup is against "single" at the same side/cache/phase, memory is
-``torch.cuda.max_memory_allocated`` per rank over the timed requests. Equivalence: the relative
-error ``max|x - ref| / max|ref|`` of the first step's velocity against the one-GPU eager
-uncached velocity (``err1``), and of the final latents against the single row of the same
-side/cache/phase (``errN``). Before the rows: every rank checks that it built the same weights
-(or takes rank 0's), an fp32 tiny Flux must equal one process within 1e-5 relative in each mode
-(TF32 off), and an ``all_to_all_single`` microbenchmark gives the Ulysses communication floor:
-``floor = single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden), printed with the achieved
-fraction ``floor / ulysses``. Phases: eager, then (``--compile``) regional compile
-(``block.compile()`` on each block).
+Each (phase, mode, side, cache) row: a warm-up request, then ``--repeats`` requests of
+``--steps`` steps of gpu_cache's transformer-only loop. ms/step is the mean of the per-step
+CUDA-event medians; speedup is against "single" at the same side/cache/phase; memory is the
+per-rank ``max_memory_allocated`` over the timed requests (the other model left out).
+``err1``/``errN``: ``max|x - ref| / max|ref|`` of the first step's velocity against the one-GPU
+eager uncached one, and of the final latents against "single". First: the weights are checked
+identical on every rank (else rank 0's are broadcast), an fp32 tiny Flux must equal one process
+within 1e-5 in each mode (TF32 off), and an ``all_to_all_single`` microbenchmark gives the
+Ulysses floor ``single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden; "floor frac" is floor /
+measured). Phases: eager, then (``--compile``) ``block.compile()`` on each block.
 
-Modes: ``single``, ``ulysses``, ``ring``, ``tp``, ``ulysses_async``, ``ulysses_fp8``. Caches:
-``none``, ``static_fast`` (DBCache F1B0, static "fast" steps mask), ``dynamic`` (DBCache F1B0 at
-``--threshold``; random weights change a lot between steps). The cache is enabled before
-``enable_parallelism`` with a ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does);
-context parallelism and the cache are undone after each row; the TP model is built once (TP
-cannot be undone) and the cache is enabled on it per row.
-
-``--tiny``: a tiny Flux in fp32 on the CPU with gloo (perf_counter instead of CUDA events), to
-check the script end to end without a GPU.
+Modes: single, ulysses, ring, tp, ulysses_async, ulysses_fp8. Caches: none, static_fast (DBCache
+F1B0, static "fast" mask), dynamic (F1B0 at ``--threshold``). The cache is enabled before
+``enable_parallelism`` with a ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does),
+and both are undone after each row; the TP model is built once (TP cannot be undone) and cached
+per row. ``--tiny``: a tiny fp32 Flux on the CPU with gloo (perf_counter for CUDA events).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import sys
 import time
+import traceback
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +65,17 @@ MODES = {
     "ulysses_fp8": {"ulysses_size": None, "ulysses_float8": True},
 }
 FP32_TOL = 1e-5
+CHECK_FLUX = {  # the fp32 equivalence model (as in packages/parallel/tests)
+    "patch_size": 1,
+    "in_channels": 16,
+    "num_layers": 2,
+    "num_single_layers": 2,
+    "attention_head_dim": 16,
+    "joint_attention_dim": 24,
+    "pooled_projection_dim": 8,
+    "guidance_embeds": False,
+    "axes_dims_rope": (4, 6, 6),
+}
 
 
 def log(message: str) -> None:
@@ -111,14 +116,18 @@ class Bench:
         )
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
         self.config = TINY_FLUX if tiny else FLUX_DEV
+        self.models: list[torch.nn.Module] = []  # built so far (the peak leaves the others out)
 
     def sync(self) -> None:
         if self.cuda:
             torch.cuda.synchronize()
 
     def build(self) -> torch.nn.Module:
-        if not self.tiny:
-            return build(self.device)
+        model = build(self.device) if not self.tiny else self._tiny()
+        self.models.append(model)
+        return model
+
+    def _tiny(self) -> torch.nn.Module:
         from diffusers import FluxTransformer2DModel
 
         torch.manual_seed(0)
@@ -158,6 +167,15 @@ def same_weights(bench: Bench, model: torch.nn.Module) -> bool:
     return bool(same.item() == 1)
 
 
+def param_bytes(model: torch.nn.Module) -> int:
+    """Bytes of ``model``'s parameters on this rank (a DTensor counts its local shard)."""
+    total = 0
+    for p in model.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p
+        total += local.numel() * local.element_size()
+    return total
+
+
 def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
     x, ref = x.float(), ref.float()
     return float((x - ref).abs().max() / ref.abs().max())
@@ -180,45 +198,31 @@ def fp32_equivalence(bench: Bench) -> dict[str, float]:
     torch.backends.cuda.matmul.allow_tf32 = False
     results = {}
     try:
-        for heads, text in ((4, 7), (3, 8)):
-            for mode in ("ulysses", "ring", "tp"):
-                torch.manual_seed(0)
-                model = FluxTransformer2DModel(
-                    patch_size=1,
-                    in_channels=16,
-                    num_layers=2,
-                    num_single_layers=2,
-                    attention_head_dim=16,
-                    num_attention_heads=heads,
-                    joint_attention_dim=24,
-                    pooled_projection_dim=8,
-                    guidance_embeds=False,
-                    axes_dims_rope=(4, 6, 6),
-                )
-                with torch.no_grad():
-                    for p in model.parameters():
-                        if p.numel() > 1 and not p.any():  # zero-initialised output layers
-                            p.normal_(0.0, 0.2)
-                model = model.to(bench.device).eval()
-                ids = torch.zeros(5, 5, 3)
-                ids[..., 1] = torch.arange(5)[:, None]
-                ids[..., 2] = torch.arange(5)[None, :]
-                kwargs = {
-                    "hidden_states": torch.randn(1, 25, 16),
-                    "encoder_hidden_states": torch.randn(1, text, 24),
-                    "pooled_projections": torch.randn(1, 8),
-                    "timestep": torch.tensor([0.5]),
-                    "img_ids": ids.reshape(25, 3),
-                    "txt_ids": torch.zeros(text, 3),
-                }
-                kwargs = {k: v.to(bench.device) for k, v in kwargs.items()}
-                with torch.no_grad():
-                    single = model(**kwargs, return_dict=False)[0]
-                    enable_parallelism(model, parallel_config(mode, bench.world))
-                    out = model(**kwargs, return_dict=False)[0]
-                err = torch.tensor([rel_err(out, single)], device=bench.device)
-                dist.all_reduce(err, op=dist.ReduceOp.MAX)
-                results[f"{mode}/{heads}heads/{25 + text}tokens"] = float(err.item())
+        for (heads, text), mode in itertools.product(((4, 7), (3, 8)), ("ulysses", "ring", "tp")):
+            torch.manual_seed(0)
+            model = FluxTransformer2DModel(**{**CHECK_FLUX, "num_attention_heads": heads})
+            with torch.no_grad():
+                for p in model.parameters():
+                    if p.numel() > 1 and not p.any():  # zero-initialised output layers
+                        p.normal_(0.0, 0.2)
+            model = model.to(bench.device).eval()
+            ids = torch.stack(torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij"))
+            kwargs = {
+                "hidden_states": torch.randn(1, 25, 16),
+                "encoder_hidden_states": torch.randn(1, text, 24),
+                "pooled_projections": torch.randn(1, 8),
+                "timestep": torch.tensor([0.5]),
+                "img_ids": torch.cat([torch.zeros(25, 1), ids.reshape(2, 25).T], dim=1),
+                "txt_ids": torch.zeros(text, 3),
+            }
+            kwargs = {k: v.to(bench.device) for k, v in kwargs.items()}
+            with torch.no_grad():
+                single = model(**kwargs, return_dict=False)[0]
+                enable_parallelism(model, parallel_config(mode, bench.world))
+                out = model(**kwargs, return_dict=False)[0]
+            err = torch.tensor([rel_err(out, single)], device=bench.device)
+            dist.all_reduce(err, op=dist.ReduceOp.MAX)
+            results[f"{mode}/{heads}heads/{25 + text}tokens"] = float(err.item())
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     return results
@@ -304,20 +308,19 @@ def measure(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, ca
 
 
 def run_row(bench: Bench, model, mode: str, cache: str, data, args) -> dict[str, Any]:
-    """One row on this rank: cache, then parallelism (CP modes), measure, undo."""
+    """One row on this rank: cache, then parallelism (CP modes), measure, undo. The peak is
+    ``max_memory_allocated`` less the parameters of the other model kept on the GPU."""
     import ditkit_cache
-
-    from ditkit_parallel import DistributedDecisionReducer, disable_parallelism
-    from ditkit_parallel import enable_parallelism
+    from ditkit_parallel import DistributedDecisionReducer, disable_parallelism, enable_parallelism
 
     config = cache_config(cache, args)
     parallel = mode not in ("single", "tp")  # tp: the model is already sharded
     if config is not None:
         reducer = None if mode == "single" else DistributedDecisionReducer(owner=model)
         ditkit_cache.enable_cache(model, config, reducer=reducer)
-    if parallel:
-        enable_parallelism(model, parallel_config(mode, bench.world))
     try:
+        if parallel:
+            enable_parallelism(model, parallel_config(mode, bench.world))
         velocity = first_velocity(model, data, args.steps)
         per_step, output, peak, computed = measure(bench, model, data, args, config is not None)
     finally:
@@ -325,12 +328,13 @@ def run_row(bench: Bench, model, mode: str, cache: str, data, args) -> dict[str,
             disable_parallelism(model)
         if config is not None:
             ditkit_cache.disable_cache(model)
+    others = sum(param_bytes(m) for m in bench.models if m is not model)
     return {
         "step_ms": per_step,
         "ms": statistics.fmean(per_step),
         "median_ms": statistics.median(per_step),
         "computed": computed,
-        "peak_gib": peak,
+        "peak_gib": peak - others / 2**30 if bench.cuda else 0.0,
         "velocity": velocity,
         "output": output,
     }
@@ -373,6 +377,15 @@ class Table:
             f"{fmt('speedup', '.3f')} | {fmt('floor_ms', '.2f')} | {fmt('floor_fraction', '.3f')} "
             f"| {fmt('err1', '.2e')} | {fmt('errN', '.2e')} | {peaks} |"
         )
+        self.write()
+
+    def failed(self, key: dict[str, Any], ranks: list[int]) -> None:
+        cells = " | ".join(str(key[k]) for k in ("side", "mode", "cache", "phase"))
+        log(f"| {cells} | failed on ranks {ranks} |")
+        self.rows.append({**key, "failed_ranks": ranks})
+        self.write()
+
+    def write(self) -> None:
         if self.path is not None:
             self.path.write_text(json.dumps({**self.meta, "rows": self.rows}, indent=1))
 
@@ -453,6 +466,7 @@ def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[s
     table = Table(args, meta)
     log(Table.HEADER)
     log("|" + "---|" * 13)
+    shared = {"data": data, "reference": reference, "comm": comm, "attentions": attentions}
     tp_model = None
     for phase in phases:
         if phase == "compiled":
@@ -469,30 +483,45 @@ def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[s
             target = tp_model if mode == "tp" else model
             for side in sides:
                 for cache in args.cache:
-                    if mode == "single" and bench.rank != 0:
-                        bench.barrier()  # rank 0 measures the one-GPU baseline alone
-                        continue
-                    result = run_row(bench, target, mode, cache, data[side], args)
-                    peaks, computed = [result["peak_gib"]], [result["computed"]]
-                    if mode == "single":
-                        bench.barrier()
-                    else:  # every rank must have taken the same cache decisions
-                            peaks, computed = zip(*bench.gather((peaks[0], computed[0])), strict=True)
-                    row = {
-                        "side": side,
-                        "mode": mode,
-                        "cache": cache,
-                        "phase": phase,
-                        "world": bench.world,
-                        "steps": args.steps,
-                        **{k: result[k] for k in ("ms", "median_ms", "step_ms", "computed")},
-                        "peak_gib": list(peaks),
-                        "computed_per_rank": list(computed),
-                        "comm_ms": comm_per_step(comm[side], result["computed"], args.steps, attentions),
-                    }
-                    if bench.rank == 0:
-                        row["err1"] = rel_err(result["velocity"], reference[side])
-                        table.add(row, result["output"])
+                    key = {"side": side, "mode": mode, "cache": cache, "phase": phase}
+                    one_row(bench, target, key, shared, table, args)
+
+
+def one_row(bench: Bench, model, key: dict[str, Any], shared: dict, table: Table, args) -> None:
+    """Measure one row on every rank taking part; rank 0 adds it to the table. A row that
+    raises (on every rank alike) is printed as failed and the next row runs."""
+    side, mode = key["side"], key["mode"]
+    if mode == "single" and bench.rank != 0:
+        bench.barrier()  # rank 0 measures the one-GPU baseline alone
+        return
+    try:
+        result = run_row(bench, model, mode, key["cache"], shared["data"][side], args)
+    except Exception:
+        print(f"rank {bench.rank}: row {key} failed:", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        result = None
+    mine = None if result is None else (result["peak_gib"], result["computed"])
+    gathered = [mine] if mode == "single" else bench.gather(mine)
+    if mode == "single":
+        bench.barrier()
+    if bench.rank != 0:
+        return
+    if result is None or None in gathered:
+        table.failed(key, [r for r, g in enumerate(gathered) if g is None])
+        return
+    row = {
+        **key,
+        "world": bench.world,
+        "steps": args.steps,
+        **{k: result[k] for k in ("ms", "median_ms", "step_ms", "computed")},
+        "computed_per_rank": [g[1] for g in gathered],  # the same cache decisions on every rank
+        "peak_gib": [g[0] for g in gathered],
+        "err1": rel_err(result["velocity"], shared["reference"][side]),
+    }
+    if mode.startswith("ulysses"):
+        computed, attentions = result["computed"], shared["attentions"]
+        row["comm_ms"] = comm_per_step(shared["comm"][side], computed, args.steps, attentions)
+    table.add(row, result["output"])
 
 
 if __name__ == "__main__":

@@ -66,20 +66,27 @@ def sdpa_backend(recipe: str) -> contextlib.AbstractContextManager:
     return sdpa_kernel(getattr(SDPBackend, BACKENDS[backend]))
 
 
-def split(model: torch.nn.Module, data: dict[str, Any], recipe: str) -> dict[str, float]:
-    """GPU kernel milliseconds per step, by kind (a two-step run, halved)."""
+def split(
+    model: torch.nn.Module, data: dict[str, Any], recipe: str, top: int = 0
+) -> dict[str, float]:
+    """GPU kernel milliseconds per step, by kind (a two-step run, halved); with ``top``, also
+    print the ``top`` most expensive kernels with their kind."""
     from torch.profiler import ProfilerActivity, profile
 
     with sdpa_backend(recipe), profile(activities=[ProfilerActivity.CUDA]) as prof:
         denoise(model, data, steps=2)  # two steps (the schedule needs two); halved below
         torch.cuda.synchronize()
     totals = {"attention": 0.0, "gemm": 0.0, "other": 0.0}
+    kernels = []
     for event in prof.key_averages():
         device_us = getattr(event, "device_time_total", None)
         if device_us is None:
             device_us = getattr(event, "cuda_time_total", 0.0)
         if device_us and event.device_type == torch.autograd.DeviceType.CUDA:
             totals[kind(event.key)] += device_us / 2000.0  # per step of the two
+            kernels.append((device_us / 2000.0, event.count // 2, event.key))
+    for ms, calls, name in sorted(kernels, reverse=True)[:top]:
+        log(f"  {recipe}: {ms:7.2f} ms/step {calls:4d} calls [{kind(name)}] {name[:110]}")
     return {key: round(value, 2) for key, value in totals.items()}
 
 
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--top", type=int, default=0, help="print the N costliest kernels")
     args = parser.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = True
     device = torch.device("cuda")
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     for recipe in args.recipes:
         apply_recipe(model, recipe, compiled)
         step_ms = time_steps(model, data, recipe, args.steps, args.repeats)
-        parts = split(model, data, recipe)
+        parts = split(model, data, recipe, args.top)
         row = {"recipe": recipe, "step_ms": round(step_ms, 2), **parts}
         rows.append(row)
         log(

@@ -76,19 +76,6 @@ def test_missing_component_raises_before_anything_is_patched(monkeypatch):
     assert not hasattr(pipe.transformer, "_ditkit_cache")
 
 
-def test_parallelism_without_a_process_group_raises_before_anything_is_patched():
-    pipe = build_tiny_pipeline("flux")
-    cls = type(pipe)
-    with pytest.raises(RuntimeError, match="init_process_group"):
-        ditkit.enable_cache(
-            pipe,
-            cache_config=ditkit.DBCacheConfig(),
-            parallelism_config=ditkit.ParallelismConfig(ulysses_size=2),
-        )
-    assert type(pipe) is cls
-    assert not hasattr(pipe.transformer, "_ditkit_cache")
-
-
 def test_calibrator_config_without_the_calibrators_package_names_it(monkeypatch):
     from ditkit_interfaces.capabilities import COMPONENTS, Component
 

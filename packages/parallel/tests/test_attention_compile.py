@@ -12,6 +12,7 @@ from ditkit_interfaces.parallel_config import ParallelismConfig
 from ditkit_parallel.attention import context_parallel_attention
 from ditkit_parallel.launch import run_distributed
 from ditkit_parallel.mesh import build_cp_mesh
+from ditkit_testing.parallel_cases import rel_error
 
 
 def _compile_worker(rank: int, world_size: int) -> dict:
@@ -31,8 +32,8 @@ def _compile_worker(rank: int, world_size: int) -> dict:
     full = torch.compile(attend, fullgraph=True)
     strict = [full(q, k, v, "layer") for _ in range(2)]
     return {
-        "loose": float((loose - eager).abs().max() / eager.abs().max()),
-        "strict": max(float((s - eager).abs().max() / eager.abs().max()) for s in strict),
+        "loose": rel_error(loose, eager),
+        "strict": max(rel_error(s, eager) for s in strict),
         "strict_exchanges": mesh.seq_lens.exchanges - exchanges,
     }
 

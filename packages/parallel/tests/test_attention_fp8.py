@@ -20,6 +20,7 @@ from ditkit_parallel.attention.fp8 import (
 )
 from ditkit_parallel.launch import run_distributed
 from ditkit_parallel.mesh import build_cp_mesh
+from ditkit_testing.parallel_cases import attention_inputs, rel_error, sdpa_reference, seq_piece
 
 # name: (Sq, Skv, heads, masked, value scale)
 CASES = {
@@ -52,28 +53,22 @@ def _fp8_worker(rank: int, world_size: int) -> dict:
     assert mesh.float8
     results = {}
     for name, (sq, skv, heads, masked, vscale) in CASES.items():
-        g = torch.Generator().manual_seed(3)
-        q = torch.randn(2, sq, heads, 16, generator=g)
-        k = torch.randn(2, skv, heads, 16, generator=g)
-        v = torch.randn(2, skv, heads, 16, generator=g) * vscale
-        mask = None
-        if masked:
-            mask = torch.rand(2, skv, generator=g) > 0.35
-            mask[:, 0] = True
-        piece = [torch.tensor_split(t, 2, dim=1)[rank] for t in (q, k, v)]
-        local_mask = None if mask is None else torch.tensor_split(mask, 2, dim=1)[rank]
-        out = context_parallel_attention(*piece, local_mask, mesh=mesh)
-        m = None if mask is None else mask[:, None, None, :]
-        ref = torch.nn.functional.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=m
-        ).transpose(1, 2)
+        mask_kind = "bool" if masked else None
+        q, k, v, mask = attention_inputs(2, sq, skv, heads, mask=mask_kind, dim=16, seed=3)
+        v = v * vscale
+        out = context_parallel_attention(
+            *(seq_piece(t, 2, rank) for t in (q, k, v)),
+            None if mask is None else seq_piece(mask, 2, rank),
+            mesh=mesh,
+        )
+        ref = sdpa_reference(q, k, v, mask)
         bound = attention_error_bound(q, k, v, mask) + 1e-5 * float(ref.abs().max())
-        mine = torch.tensor_split(ref, 2, dim=1)[rank]
+        mine, bound = seq_piece(ref, 2, rank), seq_piece(bound, 2, rank)
         err = (out.double() - mine.double()).abs()
         results[name] = {
-            "within": bool((err <= torch.tensor_split(bound, 2, dim=1)[rank]).all()),
-            "rel_error": float(err.max() / mine.abs().max()),
-            "bound_used": float((err / torch.tensor_split(bound, 2, dim=1)[rank]).max()),
+            "within": bool((err <= bound).all()),
+            "rel_error": rel_error(out, mine),
+            "bound_used": float((err / bound).max()),
         }
     return results
 

@@ -11,26 +11,19 @@ from ditkit_parallel.attention import context_parallel_attention, key_padding_ma
 from ditkit_parallel.attention.local import math_attention_with_lse, sdpa
 from ditkit_parallel.attention.ring import merge_partials
 from ditkit_parallel.mesh import CPMesh
-
-
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
+from ditkit_testing.parallel_cases import attention_inputs, rel_error
 
 
 def _qkv(sq: int = 11, sk: int = 9, heads: int = 3, dim: int = 16, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    q = torch.randn(2, sq, heads, dim, generator=g)
-    k = torch.randn(2, sk, heads, dim, generator=g)
-    v = torch.randn(2, sk, heads, dim, generator=g)
-    return q, k, v
+    return attention_inputs(2, sq, sk, heads, dim=dim, seed=seed)[:3]
 
 
 def test_math_path_matches_sdpa_and_returns_the_logsumexp():
     q, k, v = _qkv()
     out, lse = math_attention_with_lse(q, k, v)
-    assert _rel(out, sdpa(q, k, v)) < 1e-5
+    assert rel_error(out, sdpa(q, k, v)) < 1e-5
     scores = torch.einsum("bqhd,bkhd->bqhk", q, k) / 4.0  # 1/sqrt(16)
-    assert _rel(lse, torch.logsumexp(scores, dim=-1)) < 1e-6
+    assert rel_error(lse, torch.logsumexp(scores, dim=-1)) < 1e-6
     assert lse.shape == (2, 11, 3)
 
 
@@ -42,9 +35,9 @@ def test_math_path_with_a_key_padding_mask(as_float: bool):
     keep[1, :2] = False
     mask = torch.zeros(2, 9).masked_fill(~keep, float("-inf")) if as_float else keep
     out, _ = math_attention_with_lse(q, k, v, mask)
-    assert _rel(out, sdpa(q, k, v, mask)) < 1e-5
+    assert rel_error(out, sdpa(q, k, v, mask)) < 1e-5
     # the masked keys really are ignored
-    assert _rel(out[:1], sdpa(q[:1], k[:1, :5], v[:1, :5])) < 1e-5
+    assert rel_error(out[:1], sdpa(q[:1], k[:1, :5], v[:1, :5])) < 1e-5
 
 
 def test_merging_partials_over_split_keys_equals_attention_over_all_keys():
@@ -55,8 +48,8 @@ def test_merging_partials_over_split_keys_equals_attention_over_all_keys():
         o_i, l_i = math_attention_with_lse(q, k[:, a:b], v[:, a:b])
         out, lse = (o_i, l_i) if out is None else merge_partials(out, lse, o_i, l_i)
     full_out, full_lse = math_attention_with_lse(q, k, v)
-    assert _rel(out, full_out) < 1e-5
-    assert _rel(lse, full_lse) < 1e-6
+    assert rel_error(out, full_out) < 1e-5
+    assert rel_error(lse, full_lse) < 1e-6
 
 
 def test_a_fully_masked_partial_has_weight_zero_and_no_nan():
@@ -67,7 +60,7 @@ def test_a_fully_masked_partial_has_weight_zero_and_no_nan():
     o_rest, l_rest = math_attention_with_lse(q, k[:, 3:], v[:, 3:])
     merged, _ = merge_partials(o_masked, l_masked, o_rest, l_rest)
     assert not merged.isnan().any()
-    assert _rel(merged, sdpa(q, k[:, 3:], v[:, 3:])) < 1e-5
+    assert rel_error(merged, sdpa(q, k[:, 3:], v[:, 3:])) < 1e-5
 
 
 def test_key_padding_mask_forms():
@@ -105,9 +98,9 @@ def test_context_parallel_attention_rejects_what_inference_cannot_need():
 def test_one_rank_mesh_is_plain_sdpa_including_causal_and_gqa():
     q, k, v = _qkv(sq=9, heads=4)
     mesh = CPMesh.single()
-    assert _rel(context_parallel_attention(q, k, v, mesh=mesh), sdpa(q, k, v)) < 1e-6
+    assert rel_error(context_parallel_attention(q, k, v, mesh=mesh), sdpa(q, k, v)) < 1e-6
     causal = context_parallel_attention(q, k, v, is_causal=True, mesh=mesh)
-    assert _rel(causal[:, :1], sdpa(q[:, :1], k[:, :1], v[:, :1])) < 1e-6
+    assert rel_error(causal[:, :1], sdpa(q[:, :1], k[:, :1], v[:, :1])) < 1e-6
     kv = k[:, :, :2], v[:, :, :2]
     expect = sdpa(q, *(t.repeat_interleave(2, dim=2) for t in kv))
-    assert _rel(context_parallel_attention(q, *kv, mesh=mesh), expect) < 1e-6
+    assert rel_error(context_parallel_attention(q, *kv, mesh=mesh), expect) < 1e-6

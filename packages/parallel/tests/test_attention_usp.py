@@ -8,52 +8,34 @@ must agree to 1e-5.
 import dataclasses
 
 import pytest
-import torch
 
 from ditkit_interfaces.parallel_config import ParallelismConfig
 from ditkit_parallel.attention import context_parallel_attention
 from ditkit_parallel.launch import run_distributed
 from ditkit_parallel.mesh import CPMesh, build_cp_mesh
+from ditkit_testing.parallel_cases import attention_case_error, case_errors
+
+# several spawned processes each: in CI's `all` session (slow), not the package session
+pytestmark = pytest.mark.slow
 
 TOL = 1e-5
 
-# name: (batch, Sq, Skv, heads, mask)
+# name: (batch, Sq, Skv, heads, kv_heads, mask kind)
 CASES = {
-    "even": (2, 16, 16, 4, False),
-    "uneven_seq": (2, 14, 14, 4, False),  # local lengths 4, 4, 3, 3: rows of 8 and 6
-    "uneven_heads": (2, 16, 16, 5, False),
-    "uneven_both": (2, 13, 13, 5, False),
-    "one_head": (1, 13, 13, 1, False),  # one Ulysses column has no heads
-    "cross_attention": (2, 13, 6, 3, False),
-    "bool_mask": (2, 13, 13, 3, True),
+    "even": (2, 16, 16, 4, 4, None),
+    "uneven_seq": (2, 14, 14, 4, 4, None),  # local lengths 4, 4, 3, 3: rows of 8 and 6
+    "uneven_heads": (2, 16, 16, 5, 5, None),
+    "uneven_both": (2, 13, 13, 5, 5, None),
+    "one_head": (1, 13, 13, 1, 1, None),  # one Ulysses column has no heads
+    "cross_attention": (2, 13, 6, 3, 3, None),
+    "bool_mask": (2, 13, 13, 3, 3, "bool"),
 }
 
 
-def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / b.abs().max())
-
-
-def _run_case(mesh: CPMesh, case) -> float:
-    batch, sq, skv, heads, masked = case
-    g = torch.Generator().manual_seed(2)
-    q = torch.randn(batch, sq, heads, 8, generator=g)
-    k = torch.randn(batch, skv, heads, 8, generator=g)
-    v = torch.randn(batch, skv, heads, 8, generator=g)
-    mask = None
-    if masked:
-        mask = torch.rand(batch, skv, generator=g) > 0.35
-        mask[:, 0] = True
-    n, r = mesh.cp_size, mesh.cp_rank
-    piece = [torch.tensor_split(t, n, dim=1)[r] for t in (q, k, v)]
-    local_mask = None if mask is None else torch.tensor_split(mask, n, dim=1)[r]
-    out = context_parallel_attention(*piece, local_mask, mesh=mesh)
-    m = None if mask is None else mask[:, None, None, :]
-    ref = torch.nn.functional.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=m
-    ).transpose(1, 2)
-    expect = torch.tensor_split(ref, n, dim=1)[r]
-    assert out.shape == expect.shape
-    return _rel(out, expect)
+def _run_case(mesh: CPMesh, case: tuple) -> float:
+    return attention_case_error(
+        context_parallel_attention, case, mesh.cp_size, mesh.cp_rank, seed=2, mesh=mesh
+    )
 
 
 def _usp_worker(rank: int, world_size: int) -> dict:
@@ -75,9 +57,8 @@ def ranks() -> list:
 
 def test_usp_matches_single_process_sdpa(ranks):
     for rank, results in enumerate(ranks):
-        errors = {k: v for k, v in results.items() if "/" in k}
-        assert len(errors) == 2 * len(CASES)
-        bad = {k: v for k, v in errors.items() if not v < TOL}
+        count, bad = case_errors(results, TOL)
+        assert count == 2 * len(CASES)
         assert not bad, f"rank {rank}: relative error above {TOL}: {bad}"
 
 

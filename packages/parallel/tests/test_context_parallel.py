@@ -25,64 +25,28 @@ import torch
 from ditkit_interfaces import ParallelismConfig
 from ditkit_parallel.context import disable_context_parallel, enable_context_parallel
 from ditkit_parallel.launch import run_distributed
+from ditkit_testing.parallel_cases import Case, grid_ids, rel_error, seeded, tiny_flux_case, unzero
+
+# several spawned processes each: in CI's `all` session (slow), not the package session
+pytestmark = pytest.mark.slow
 
 TOL = 1e-5
-Case = tuple[torch.nn.Module, dict[str, Any]]
 
 
 # -- tiny models and inputs (weights and inputs fixed by the seed, equal on every rank) ----
-def _unzero(model: torch.nn.Module) -> torch.nn.Module:
-    """Zero-initialised layers (gates, output projections) get small random weights."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.numel() > 1 and not p.any():
-                p.normal_(0.0, 0.2)
-    return model.eval()
+def flux(heads: int = 3) -> Case:
+    # 25 image and 7 text tokens, two per-sample timesteps, one ControlNet residual
+    return tiny_flux_case(heads, batch=2, timestep=(0.5, 0.7), controlnet=True)
 
 
-def _grid_ids(h: int, w: int, axes: int = 3) -> torch.Tensor:
-    ids = torch.zeros(h, w, axes)
-    ids[..., 1] = torch.arange(h)[:, None]
-    ids[..., 2] = torch.arange(w)[None, :]
-    return ids.reshape(h * w, axes)
-
-
-def _tiny(name: str) -> torch.nn.Module:
+def _tiny(name: str, seed: int = 0) -> torch.nn.Module:
     from ditkit_testing import build_tiny_transformer
 
-    return _unzero(build_tiny_transformer(name, seed=0))
-
-
-def flux(heads: int = 3) -> Case:
-    from diffusers import FluxTransformer2DModel
-
-    model = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=2,
-        num_single_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=heads,
-        joint_attention_dim=24,
-        pooled_projection_dim=8,
-        guidance_embeds=False,
-        axes_dims_rope=(4, 6, 6),
-    )
-    kwargs = dict(
-        hidden_states=torch.randn(2, 25, 16),
-        encoder_hidden_states=torch.randn(2, 7, 24),
-        pooled_projections=torch.randn(2, 8),
-        timestep=torch.tensor([0.5, 0.7]),
-        img_ids=_grid_ids(5, 5),
-        txt_ids=torch.zeros(7, 3),
-        controlnet_block_samples=[0.1 * torch.randn(2, 25, 16 * heads)],
-    )
-    return _unzero(model), kwargs
+    return unzero(build_tiny_transformer(name, seed=seed))
 
 
 def flux2() -> Case:
-    ids = torch.zeros(1, 15, 4)
-    ids[0, :, 1:3] = _grid_ids(3, 5)[:, 1:]
+    ids = grid_ids(3, 5, axes=4)[None]
     txt = torch.zeros(1, 7, 4)
     txt[0, :, 3] = torch.arange(7)
     return _tiny("flux2"), dict(
@@ -108,9 +72,7 @@ def qwen_image() -> Case:
 
 
 def wan(seed: int = 0, per_token_timestep: bool = False) -> Case:
-    from ditkit_testing import build_tiny_transformer
-
-    model = _unzero(build_tiny_transformer("wan", seed=seed))
+    model = _tiny("wan", seed)
     timestep = torch.linspace(0.2, 0.9, 15)[None] if per_token_timestep else torch.tensor([0.6])
     return model, dict(
         hidden_states=torch.randn(1, 16, 1, 6, 10),  # 1 x 3 x 5 = 15 tokens
@@ -150,7 +112,7 @@ def cogvideox() -> Case:
         use_rotary_positional_embeddings=True,
     )
     rope = (torch.randn(15, 16), torch.randn(15, 16))  # (cos, sin) of the 15 video tokens
-    return _unzero(model), dict(
+    return unzero(model), dict(
         hidden_states=torch.randn(1, 1, 4, 6, 10),
         encoder_hidden_states=torch.randn(1, 7, 16),
         timestep=torch.tensor([600]),
@@ -196,23 +158,12 @@ FAMILIES: dict[str, Callable[[], Case]] = {
 
 
 # -- helpers run inside the ranks -----------------------------------------------------------
-def _built(make: Callable[[], Case]) -> Case:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return make()
-
-
 def _run(model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.Tensor:
     with torch.no_grad():
         out = model(**kwargs, return_dict=False)[0]
     if isinstance(out, list):  # Z-Image returns one tensor per sample
         out = torch.cat([o.flatten() for o in out])
     return out
-
-
-def _rel(out: torch.Tensor, ref: torch.Tensor) -> float:
-    assert out.shape == ref.shape, (out.shape, ref.shape)
-    return float((out - ref).abs().max() / ref.abs().max())
 
 
 def _state(model: torch.nn.Module) -> tuple[Any, ...]:
@@ -243,8 +194,8 @@ def _enable(model: torch.nn.Module, config: ParallelismConfig, group: Any) -> An
 
 def _flux_matrix(group: Any) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    model, kwargs = _built(flux)
-    other, other_kwargs = _built(lambda: flux(heads=2))
+    model, kwargs = seeded(flux)
+    other, other_kwargs = seeded(lambda: flux(heads=2))
     ref, other_ref = _run(model, kwargs), _run(other, other_kwargs)
     before, dispatch_before = _state(model), _dispatch_fns()
     configs = {
@@ -255,20 +206,20 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
     }
     for name, config in configs.items():
         handle = _enable(model, config, group)
-        results[f"{name}/err"] = _rel(_run(model, kwargs), ref)
+        results[f"{name}/err"] = rel_error(_run(model, kwargs), ref)
         results[f"{name}/async_processors"] = handle.async_processors
         results[f"{name}/marked"] = bool(model._is_parallelized)
         if name == "ulysses":
             results["unrelated/equal"] = torch.equal(_run(other, other_kwargs), other_ref)
             exchanges = handle.mesh.seq_lens.exchanges
-            results["second_step/err"] = _rel(_run(model, kwargs), ref)
+            results["second_step/err"] = rel_error(_run(model, kwargs), ref)
             results["second_step/no_exchange"] = handle.mesh.seq_lens.exchanges == exchanges
             results["shard"] = handle.shard(torch.arange(7)[None], 1).tolist()
         if name == "async":
             async_out = _run(model, kwargs)
             disable_context_parallel(model)
             _enable(model, ParallelismConfig(ulysses_size=2), group)
-            results["async_vs_sync/err"] = _rel(async_out, _run(model, kwargs))
+            results["async_vs_sync/err"] = rel_error(async_out, _run(model, kwargs))
         disable_context_parallel(model)
     results["undo/equal"] = torch.equal(_run(model, kwargs), ref)
     results["undo/state"] = _state(model) == before
@@ -300,12 +251,12 @@ def _families(group: Any) -> dict[str, Any]:
     results: dict[str, Any] = {}
     config = ParallelismConfig(ulysses_size=2)
     for name, make in FAMILIES.items():
-        model, kwargs = _built(make)
+        model, kwargs = seeded(make)
         full, ref = _attention_lengths(model, kwargs)
         before = _state(model)
         handle = _enable(model, config, group)
         local, out = _attention_lengths(model, kwargs)
-        results[f"{name}/err"] = _rel(out, ref)
+        results[f"{name}/err"] = rel_error(out, ref)
         results[f"{name}/split"] = local < full
         results[f"{name}/exchanges"] = handle.mesh.seq_lens.exchanges
         disable_context_parallel(model)
@@ -313,19 +264,21 @@ def _families(group: Any) -> dict[str, Any]:
         results[f"{name}/nontrivial"] = float(ref.abs().max()) > 0
         if name in ASYNC_FAMILIES:  # async QKV with their masks, against the single process
             handle = _enable(model, ParallelismConfig(ulysses_size=2, ulysses_async=True), group)
-            results[f"{name}/async_err"] = _rel(_run(model, kwargs), ref)
+            results[f"{name}/async_err"] = rel_error(_run(model, kwargs), ref)
             results[f"{name}/async_processors"] = handle.async_processors
             disable_context_parallel(model)
     # Wan 2.2 A14B: two transformers of one pipeline, both parallel, then undone one by one
-    (high, hk), (low, lk) = _built(lambda: wan(seed=0)), _built(lambda: wan(seed=1))
+    (high, hk), (low, lk) = seeded(lambda: wan(seed=0)), seeded(lambda: wan(seed=1))
     high_ref, low_ref = _run(high, hk), _run(low, lk)
     original = _dispatch_fns()[1]
     _enable(high, config, group)
     _enable(low, config, group)
-    results["wan_pair/err"] = max(_rel(_run(high, hk), high_ref), _rel(_run(low, lk), low_ref))
+    results["wan_pair/err"] = max(
+        rel_error(_run(high, hk), high_ref), rel_error(_run(low, lk), low_ref)
+    )
     disable_context_parallel(high)
     results["wan_pair/still_routed"] = _dispatch_fns()[1] is not original
-    results["wan_pair/low_err"] = _rel(_run(low, lk), low_ref)
+    results["wan_pair/low_err"] = rel_error(_run(low, lk), low_ref)
     disable_context_parallel(low)
     results["wan_pair/restored"] = _dispatch_fns()[1] is original
     return results
@@ -339,7 +292,7 @@ def _four_ranks(rank: int, world: int) -> dict[str, Any]:
     torch.manual_seed(1234 + rank)  # nothing may depend on the ranks' global RNG
     pairs = [dist.new_group([0, 1]), dist.new_group([2, 3])]
     results = _flux_matrix(pairs[0]) if rank < 2 else _families(pairs[1])
-    model, kwargs = _built(flux)
+    model, kwargs = seeded(flux)
     ref = _run(model, kwargs)
     for name, config in {
         "usp_2x2": ParallelismConfig(ulysses_size=2, ring_size=2),
@@ -348,12 +301,12 @@ def _four_ranks(rank: int, world: int) -> dict[str, Any]:
         "ulysses_4_async": ParallelismConfig(ulysses_size=4, ulysses_async=True),
     }.items():
         enable_context_parallel(model, config)
-        results[name] = _rel(_run(model, kwargs), ref)
+        results[name] = rel_error(_run(model, kwargs), ref)
         disable_context_parallel(model)
-    qwen, qwen_kwargs = _built(qwen_image)
+    qwen, qwen_kwargs = seeded(qwen_image)
     qwen_ref = _run(qwen, qwen_kwargs)
     enable_context_parallel(qwen, ParallelismConfig(ulysses_size=2, ring_size=2))
-    results["usp_2x2_qwen_mask"] = _rel(_run(qwen, qwen_kwargs), qwen_ref)
+    results["usp_2x2_qwen_mask"] = rel_error(_run(qwen, qwen_kwargs), qwen_ref)
     disable_context_parallel(qwen)
     return results
 

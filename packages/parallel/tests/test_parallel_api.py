@@ -10,42 +10,16 @@ import torch
 from ditkit_interfaces import ConfigError, ParallelismConfig
 from ditkit_parallel import enable_parallelism, transformers_of
 from ditkit_parallel.launch import run_distributed
+from ditkit_testing.parallel_cases import rel_error, tiny_flux_case
+
+# several spawned processes each: in CI's `all` session (slow), not the package session
+pytestmark = pytest.mark.slow
 
 TOL = 1e-5
 
 
 def _flux() -> tuple[torch.nn.Module, dict[str, Any]]:
-    from diffusers import FluxTransformer2DModel
-
-    torch.manual_seed(0)
-    model = FluxTransformer2DModel(
-        patch_size=1,
-        in_channels=16,
-        num_layers=2,
-        num_single_layers=2,
-        attention_head_dim=16,
-        num_attention_heads=4,
-        joint_attention_dim=24,
-        pooled_projection_dim=8,
-        guidance_embeds=False,
-        axes_dims_rope=(4, 6, 6),
-    )
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.numel() > 1 and not p.any():
-                p.normal_(0.0, 0.2)
-    ids = torch.zeros(5, 5, 3)
-    ids[..., 1] = torch.arange(5)[:, None]
-    ids[..., 2] = torch.arange(5)[None, :]
-    kwargs = dict(
-        hidden_states=torch.randn(1, 25, 16),
-        encoder_hidden_states=torch.randn(1, 7, 24),
-        pooled_projections=torch.randn(1, 8),
-        timestep=torch.tensor([0.5]),
-        img_ids=ids.reshape(25, 3),
-        txt_ids=torch.zeros(7, 3),
-    )
-    return model.eval(), kwargs
+    return tiny_flux_case(heads=4)
 
 
 def _forward(model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.Tensor:
@@ -65,7 +39,7 @@ def _hybrid(rank: int, world: int) -> dict[str, Any]:
     except ConfigError as error:
         errors["sizes"] = str(error)
     return {
-        "err": float((out - single).abs().max() / single.abs().max()),
+        "err": rel_error(out, single),
         "cp": getattr(model, "_ditkit_cp_handle", None) is not None,
         "tp": getattr(model, "_tp_shards", None) is not None,
         "errors": errors,

@@ -17,6 +17,10 @@ import torch
 
 from ditkit_interfaces.parallel_config import ParallelismConfig
 from ditkit_parallel.launch import run_distributed
+from ditkit_testing.parallel_cases import grid_ids, rel_error
+
+# several spawned processes each: in CI's `all` session (slow), not the package session
+pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-5
 
@@ -29,15 +33,12 @@ def _flux() -> tuple[Any, dict]:
     from ditkit_testing import build_tiny_transformer
 
     g = _gen()
-    img_ids = torch.stack(
-        torch.meshgrid(torch.zeros(1), torch.arange(4.0), torch.arange(4.0), indexing="ij"), -1
-    ).reshape(16, 3)
     kwargs = dict(
         hidden_states=torch.randn(1, 16, 64, generator=g),
         encoder_hidden_states=torch.randn(1, 6, 32, generator=g),
         pooled_projections=torch.randn(1, 32, generator=g),
         timestep=torch.tensor([0.7]),
-        img_ids=img_ids,
+        img_ids=grid_ids(4, 4),
         txt_ids=torch.zeros(6, 3),
         guidance=torch.tensor([3.5]),
     )
@@ -123,7 +124,7 @@ def _run_case(name: str) -> dict[str, Any]:
         output = _first(model(**kwargs))
     shards = sharded_linears(model)
     return dict(
-        error=float((output - reference).abs().max() / reference.abs().max()),
+        error=rel_error(output, reference),
         scale=float(reference.abs().max()),
         plain=type(output) is torch.Tensor,
         styles=sorted({s.style for s in shards}),

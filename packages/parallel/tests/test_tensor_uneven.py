@@ -21,41 +21,28 @@ from torch import nn
 from ditkit_interfaces.parallel_config import ParallelismConfig
 from ditkit_parallel.launch import run_distributed
 from ditkit_parallel.tensor import fp8_eligibility, fp8_ok
+from ditkit_testing.parallel_cases import grid_ids, rel_error, tiny_flux_case, unzero
+
+# several spawned processes each: in CI's `all` session (slow), not the package session
+pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-5
 
 
-def _ids(axes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    img = torch.zeros(4, 4, axes)
-    img[..., 1] = torch.arange(4.0)[:, None]
-    img[..., 2] = torch.arange(4.0)[None, :]
-    return img.reshape(16, axes), torch.zeros(6, axes)
-
-
 def _flux3() -> tuple[Any, dict]:
-    from diffusers import FluxTransformer2DModel
-
-    model = FluxTransformer2DModel(
-        patch_size=1,
+    return tiny_flux_case(
+        3,
+        grid=(4, 4),
+        text=6,
+        seed=7,
+        timestep=0.6,
         in_channels=8,
         num_layers=1,
-        num_single_layers=2,
         attention_head_dim=8,
-        num_attention_heads=3,
         joint_attention_dim=16,
         pooled_projection_dim=16,
         axes_dims_rope=(2, 2, 4),
     )
-    img_ids, txt_ids = _ids(3)
-    kwargs = dict(
-        hidden_states=torch.randn(1, 16, 8),
-        encoder_hidden_states=torch.randn(1, 6, 16),
-        pooled_projections=torch.randn(1, 16),
-        timestep=torch.tensor([0.6]),
-        img_ids=img_ids,
-        txt_ids=txt_ids,
-    )
-    return model, kwargs
 
 
 def _flux2_3() -> tuple[Any, dict]:
@@ -72,33 +59,39 @@ def _flux2_3() -> tuple[Any, dict]:
         timestep_guidance_channels=16,
         axes_dims_rope=(2, 2, 2, 2),
     )
-    img_ids, txt_ids = _ids(4)
     kwargs = dict(
         hidden_states=torch.randn(1, 16, 8),
         encoder_hidden_states=torch.randn(1, 6, 16),
         timestep=torch.tensor([0.6]),
-        img_ids=img_ids,
-        txt_ids=txt_ids,
+        img_ids=grid_ids(4, 4, axes=4),
+        txt_ids=torch.zeros(6, 4),
         guidance=torch.tensor([3.5]),
     )
     return model, kwargs
 
 
-def _wan3_i2v() -> tuple[Any, dict]:
+def _wan(**config: Any) -> nn.Module:
+    """A tiny Wan transformer: patch (1, 2, 2), 4 channels, RMSNorm over all heads."""
     from diffusers import WanTransformer3DModel
 
-    model = WanTransformer3DModel(
+    return WanTransformer3DModel(
         patch_size=(1, 2, 2),
-        num_attention_heads=3,
-        attention_head_dim=8,
         in_channels=4,
         out_channels=4,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        **config,
+    )
+
+
+def _wan3_i2v() -> tuple[Any, dict]:
+    model = _wan(
+        num_attention_heads=3,
+        attention_head_dim=8,
         text_dim=16,
         freq_dim=16,
         ffn_dim=33,
         num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
         image_dim=12,
         added_kv_proj_dim=24,
     )
@@ -137,22 +130,15 @@ def _ltx3() -> tuple[Any, dict]:
 
 def fp8_wan() -> nn.Module:
     """A Wan block of 2 heads × 16 and an MLP of 48: the fp8 known layout."""
-    from diffusers import WanTransformer3DModel
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(3)
-        return WanTransformer3DModel(
-            patch_size=(1, 2, 2),
+        return _wan(
             num_attention_heads=2,
             attention_head_dim=16,
-            in_channels=4,
-            out_channels=4,
             text_dim=32,
             freq_dim=32,
             ffn_dim=48,
             num_layers=1,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
         ).eval()
 
 
@@ -194,11 +180,8 @@ def _build(name: str) -> tuple[Any, dict]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
         model, kwargs = UNEVEN[name]()
-        with torch.no_grad():  # no zero-initialised layer may hide a wrong shard
-            for param in model.parameters():
-                if not param.any():
-                    param.normal_(0.0, 0.2)
-    return model.eval(), {**kwargs, "return_dict": False}
+        unzero(model)  # no zero-initialised layer may hide a wrong shard
+    return model, {**kwargs, "return_dict": False}
 
 
 def _uneven_case(name: str) -> dict[str, Any]:
@@ -217,7 +200,7 @@ def _uneven_case(name: str) -> dict[str, Any]:
         torch.equal(full[k], original[k]) for k in original
     )
     return dict(
-        error=float((output - reference).abs().max() / reference.abs().max()),
+        error=rel_error(output, reference),
         warnings=[str(w.message) for w in caught if "zero heads" in str(w.message)],
         restored=restored,
     )

@@ -15,6 +15,7 @@ MODULES = [
     "ditkit_testing.components",
     "ditkit_testing.flux",
     "ditkit_testing.flux2",
+    "ditkit_testing.parallel_cases",
     "ditkit_testing.hunyuan_video",
     "ditkit_testing.ltx",
     "ditkit_testing.qwen_image",

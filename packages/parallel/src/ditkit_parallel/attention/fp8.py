@@ -80,7 +80,11 @@ def quantize_rows(x: torch.Tensor) -> torch.Tensor:
     amax = xf.abs().amax(dim=-1, keepdim=True)
     scale = torch.where(amax > 0, amax / E4M3_MAX, torch.ones_like(amax))
     values = (xf / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
-    return torch.cat([values.view(torch.uint8), scale.contiguous().view(torch.uint8)], dim=-1)
+    # the scale's bytes from a view with a unit last stride: inductor refuses a dtype view of
+    # a (..., 1) tensor whose size-1 last dim carries another stride (seen on 2xH200)
+    rows = scale.shape[:-1]
+    scale_bytes = scale.reshape(rows).contiguous().view(torch.uint8).reshape(*rows, _SCALE_BYTES)
+    return torch.cat([values.view(torch.uint8), scale_bytes], dim=-1)
 
 
 def dequantize_rows(packed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

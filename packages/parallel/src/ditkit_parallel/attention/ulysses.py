@@ -17,7 +17,7 @@ Example (one rank: the all-to-alls are identities)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.distributed import ProcessGroup
@@ -27,7 +27,14 @@ from ..mesh import CPMesh
 from .fp8 import fp8_all_to_all_heads_to_seq, fp8_all_to_all_seq_to_heads
 from .local import sdpa
 
-__all__ = ["UlyssesShards", "gather_heads", "scatter_heads", "ulysses_attention"]
+__all__ = [
+    "UlyssesShards",
+    "around_head_shards",
+    "gather_heads",
+    "gather_key_mask",
+    "scatter_heads",
+    "ulysses_attention",
+]
 
 
 class UlyssesShards:
@@ -51,6 +58,16 @@ class UlyssesShards:
         self.query, self.key, self.value, self.key_mask = query, key, value, key_mask
 
 
+def gather_key_mask(
+    key_mask: torch.Tensor, kv_lens: Sequence[int], group: ProcessGroup
+) -> torch.Tensor:
+    """Every rank's ``(B or 1, S_kv_r)`` key-padding mask, concatenated in rank order like the
+    keys; bool masks travel as uint8. A float mask's result may still be in flight (``wait``)."""
+    is_bool = key_mask.dtype == torch.bool
+    full = all_gather_uneven(key_mask.to(torch.uint8) if is_bool else key_mask, kv_lens, 1, group)
+    return full.bool() if is_bool else full
+
+
 def scatter_heads(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -69,11 +86,7 @@ def scatter_heads(
     v = to_heads(value, kv_lens, rank, group)
     q = to_heads(query, q_lens, rank, group)
     k = all_to_all_seq_to_heads(key, kv_lens, rank, group)
-    mask = None
-    if key_mask is not None:
-        wire = key_mask.to(torch.uint8) if key_mask.dtype == torch.bool else key_mask
-        mask = wait(all_gather_uneven(wire, kv_lens, 1, group))
-        mask = mask.bool() if key_mask.dtype == torch.bool else mask
+    mask = None if key_mask is None else wait(gather_key_mask(key_mask, kv_lens, group))
     return UlyssesShards(wait(q), wait(k), wait(v), mask)
 
 
@@ -89,6 +102,46 @@ def gather_heads(
     """Head shard ``(B, sum(q_lens), H_r, D)`` -> this rank's queries ``(B, S_r, H, D)``."""
     back = fp8_all_to_all_heads_to_seq if float8 else all_to_all_heads_to_seq
     return wait(back(out, q_lens, n_heads, rank, group))
+
+
+def around_head_shards(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    attend: Callable[[UlyssesShards], torch.Tensor],
+    *,
+    mesh: CPMesh,
+    q_lens: Sequence[int],
+    kv_lens: Sequence[int],
+) -> torch.Tensor:
+    """Scatter heads over ``mesh``'s Ulysses group, ``attend`` on this rank's head shard, and
+    gather this rank's queries back, ``(B, S_r, H, D)``.
+
+    ``attend(shards)`` returns ``(B, sum(q_lens), H_r, D)``; it is not called on a rank that
+    holds no heads (fewer heads than ranks), which sends zeros back instead. ``q_lens`` and
+    ``kv_lens`` are the local lengths of the Ulysses group's ranks.
+    """
+    group, rank = mesh.ulysses_group, mesh.ulysses_rank
+    assert group is not None, "Ulysses attention needs mesh.ulysses_size > 1"
+    shards = scatter_heads(
+        query,
+        key,
+        value,
+        key_mask,
+        group=group,
+        rank=rank,
+        q_lens=q_lens,
+        kv_lens=kv_lens,
+        float8=mesh.float8,
+    )
+    if shards.query.shape[2] == 0:
+        out = shards.query.new_zeros(shards.query.shape)
+    else:
+        out = attend(shards)
+    return gather_heads(
+        out, group=group, rank=rank, q_lens=q_lens, n_heads=query.shape[2], float8=mesh.float8
+    )
 
 
 def ulysses_attention(
@@ -111,23 +164,10 @@ def ulysses_attention(
         mesh: the layout; its Ulysses group and rank are used.
         q_lens, kv_lens: every Ulysses rank's local query / key lengths.
     """
-    group, rank = mesh.ulysses_group, mesh.ulysses_rank
-    assert group is not None, "ulysses_attention needs mesh.ulysses_size > 1"
-    shards = scatter_heads(
-        query,
-        key,
-        value,
-        key_mask,
-        group=group,
-        rank=rank,
-        q_lens=q_lens,
-        kv_lens=kv_lens,
-        float8=mesh.float8,
-    )
-    if shards.query.shape[2] == 0:  # fewer heads than ranks: this rank has none
-        out = shards.query.new_zeros(shards.query.shape)
-    else:
-        out = sdpa(shards.query, shards.key, shards.value, shards.key_mask, scale)
-    return gather_heads(
-        out, group=group, rank=rank, q_lens=q_lens, n_heads=query.shape[2], float8=mesh.float8
+
+    def local(shards: UlyssesShards) -> torch.Tensor:
+        return sdpa(shards.query, shards.key, shards.value, shards.key_mask, scale)
+
+    return around_head_shards(
+        query, key, value, key_mask, local, mesh=mesh, q_lens=q_lens, kv_lens=kv_lens
     )

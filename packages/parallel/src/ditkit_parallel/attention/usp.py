@@ -28,7 +28,7 @@ import torch
 
 from ..mesh import CPMesh
 from .ring import ring_attention
-from .ulysses import gather_heads, scatter_heads
+from .ulysses import UlyssesShards, around_head_shards
 
 __all__ = ["ring_lengths", "row_lengths", "usp_attention"]
 
@@ -63,42 +63,34 @@ def usp_attention(
         mesh: a mesh with ``ulysses_size > 1`` and ``ring_size > 1``.
         q_lens, kv_lens: every cp rank's local query / key lengths (cp-rank order).
     """
-    assert mesh.ulysses_group is not None and mesh.ring_group is not None
+    ring_group = mesh.ring_group
+    assert ring_group is not None, "usp_attention needs mesh.ring_size > 1"
     u_size, ring_rank = mesh.ulysses_size, mesh.ring_rank
-    row_q = row_lengths(q_lens, u_size, ring_rank)
-    shards = scatter_heads(
-        query,
-        key,
-        value,
-        key_mask,
-        group=mesh.ulysses_group,
-        rank=mesh.ulysses_rank,
-        q_lens=row_q,
-        kv_lens=row_lengths(kv_lens, u_size, ring_rank),
-        float8=mesh.float8,
-    )
-    if shards.query.shape[2] == 0:
-        # fewer heads than Ulysses ranks: the whole column has no heads and skips the ring
-        out = shards.query.new_zeros(shards.query.shape)
-    else:
-        out = ring_attention(
+
+    def ring(shards: UlyssesShards) -> torch.Tensor:
+        return ring_attention(
             shards.query,
             shards.key,
             shards.value,
             shards.key_mask,
             scale,
-            group=mesh.ring_group,
+            group=ring_group,
             rank=ring_rank,
             size=mesh.ring_size,
             kv_lens=ring_lengths(kv_lens, u_size),
             method=mesh.ring_rotate_method,
             convert_to_fp32=mesh.ring_convert_to_fp32,
         )
-    return gather_heads(
-        out,
-        group=mesh.ulysses_group,
-        rank=mesh.ulysses_rank,
-        q_lens=row_q,
-        n_heads=query.shape[2],
-        float8=mesh.float8,
+
+    # with fewer heads than Ulysses ranks, a whole column (one Ulysses rank in every row) has
+    # no heads: it skips the ring together, so no rotation waits on a rank that never sends
+    return around_head_shards(
+        query,
+        key,
+        value,
+        key_mask,
+        ring,
+        mesh=mesh,
+        q_lens=row_lengths(q_lens, u_size, ring_rank),
+        kv_lens=row_lengths(kv_lens, u_size, ring_rank),
     )

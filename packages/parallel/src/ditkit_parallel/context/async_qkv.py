@@ -17,7 +17,7 @@ and fused projections take the synchronous route through :class:`~.routing.Conte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed._functional_collectives as funcol
@@ -31,11 +31,10 @@ from diffusers.models.transformers.transformer_z_image import ZSingleStreamAttnP
 
 from ditkit_interfaces import TypeRegistry
 
-from ..attention import key_padding_mask
-from ..comm import all_gather_uneven, all_to_all_heads_to_seq, all_to_all_seq_to_heads
-
-if TYPE_CHECKING:
-    from .routing import ContextParallelRoute
+from ..attention import key_padding_mask, sdpa
+from ..attention.ulysses import gather_key_mask
+from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads
+from .routing import ContextParallelRoute, RoutedProcessor
 
 __all__ = [
     "ASYNC_PROCESSORS",
@@ -71,10 +70,8 @@ class UlyssesExchange:
         self.key_mask = None
         if attn_mask is not None:
             mask = key_padding_mask(attn_mask, attn_mask.shape[0], seq_len)
-            assert mask is not None
-            wire = mask.to(torch.uint8) if mask.dtype == torch.bool else mask
-            full = all_gather_uneven(wire, self.seq_lens, 1, self.group)
-            self.key_mask = full.bool() if mask.dtype == torch.bool else full
+            assert mask is not None and self.group is not None
+            self.key_mask = gather_key_mask(mask, self.seq_lens, self.group)
 
     def send(self, x: torch.Tensor) -> torch.Tensor:
         """Start ``(B, S_r, H, D) -> (B, S, H_r, D)``; the result is waited for on first use."""
@@ -90,10 +87,7 @@ class UlyssesExchange:
                     pending.wait()
             out = query
         else:
-            mask = None if self.key_mask is None else self.key_mask[:, None, None, :]
-            out = torch.nn.functional.scaled_dot_product_attention(
-                query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), attn_mask=mask
-            ).transpose(1, 2)
+            out = sdpa(query, key, value, self.key_mask)
         out = out.contiguous()
         return all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group)
 
@@ -103,14 +97,10 @@ def _can_overlap(route: ContextParallelRoute) -> bool:
     return not mesh.float8 and mesh.ring_size == 1 and mesh.ulysses_size > 1
 
 
-class FluxAsyncUlyssesProcessor:
+class FluxAsyncUlyssesProcessor(RoutedProcessor):
     """Flux double- and single-stream attention with the V, Q, K all-to-alls overlapped."""
 
     is_async_qkv = True
-
-    def __init__(self, original: Any, route: ContextParallelRoute) -> None:
-        self.original = original
-        self.route = route
 
     @staticmethod
     def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
@@ -174,14 +164,10 @@ class FluxAsyncUlyssesProcessor:
         return image_out, attn.to_add_out(text_out.contiguous())
 
 
-class ZImageAsyncUlyssesProcessor:
+class ZImageAsyncUlyssesProcessor(RoutedProcessor):
     """Z-Image single-stream attention with the V, Q, K all-to-alls overlapped."""
 
     is_async_qkv = True
-
-    def __init__(self, original: Any, route: ContextParallelRoute) -> None:
-        self.original = original
-        self.route = route
 
     @staticmethod
     def _rope(x: torch.Tensor, freqs_cis: torch.Tensor) -> torch.Tensor:
@@ -221,14 +207,10 @@ class ZImageAsyncUlyssesProcessor:
         return attn.to_out[1](out) if len(attn.to_out) > 1 else out
 
 
-class QwenImageAsyncUlyssesProcessor:
+class QwenImageAsyncUlyssesProcessor(RoutedProcessor):
     """Qwen-Image joint attention (``[text, image]``, text mask) with overlapped all-to-alls."""
 
     is_async_qkv = True
-
-    def __init__(self, original: Any, route: ContextParallelRoute) -> None:
-        self.original = original
-        self.route = route
 
     def __call__(
         self,

@@ -42,37 +42,24 @@ TOKEN_MASK = Split(1, ndim=2)  # (B, S)
 GATHER_TOKENS = ModulePlan(gather=Gather(1, ndim=3))
 IDS = Split(-2)  # (S, n_axes), or the deprecated (1, S, n_axes)
 
-FLUX = CPPlan(
-    {
-        "": ModulePlan(
-            inputs={
-                "hidden_states": TOKENS,
-                "encoder_hidden_states": TOKENS,
-                "img_ids": IDS,
-                "txt_ids": IDS,
-                "controlnet_block_samples": TOKENS,
-                "controlnet_single_block_samples": TOKENS,
-            }
-        ),
-        "proj_out": GATHER_TOKENS,
-    },
-    name="FluxTransformer2DModel",
-)
 
-FLUX2 = CPPlan(
-    {
-        "": ModulePlan(
-            inputs={
-                "hidden_states": TOKENS,
-                "encoder_hidden_states": TOKENS,
-                "img_ids": IDS,
-                "txt_ids": IDS,
-            }
-        ),
-        "proj_out": GATHER_TOKENS,
-    },
-    name="Flux2Transformer2DModel",
+def _flux_plan(name: str, *token_inputs: str) -> CPPlan:
+    """Flux-style: text and image tokens and their position ids (and ``token_inputs``, laid out
+    like the image tokens) split at the input, the output gathered at ``proj_out``."""
+    inputs = {
+        "hidden_states": TOKENS,
+        "encoder_hidden_states": TOKENS,
+        "img_ids": IDS,
+        "txt_ids": IDS,
+    }
+    inputs.update(dict.fromkeys(token_inputs, TOKENS))
+    return CPPlan({"": ModulePlan(inputs=inputs), "proj_out": GATHER_TOKENS}, name=name)
+
+
+FLUX = _flux_plan(
+    "FluxTransformer2DModel", "controlnet_block_samples", "controlnet_single_block_samples"
 )
+FLUX2 = _flux_plan("Flux2Transformer2DModel")
 
 QWEN_IMAGE = CPPlan(
     {

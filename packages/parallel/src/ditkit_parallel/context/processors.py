@@ -15,22 +15,13 @@ import torch
 from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 from diffusers.models.embeddings import apply_rotary_emb
 
-from .routing import PROCESSOR_REPLACEMENTS, ContextParallelRoute
+from .routing import PROCESSOR_REPLACEMENTS, RoutedProcessor
 
 __all__ = ["CogVideoXContextParallelProcessor"]
 
 
-class CogVideoXContextParallelProcessor:
-    """CogVideoX joint attention (text tokens first, RoPE on video tokens) over the CP group.
-
-    Args:
-        original: the processor it stands in for (kept for undo).
-        route: where the attention goes.
-    """
-
-    def __init__(self, original: Any, route: ContextParallelRoute) -> None:
-        self.original = original
-        self.route = route
+class CogVideoXContextParallelProcessor(RoutedProcessor):
+    """CogVideoX joint attention (text tokens first, RoPE on video tokens) over the CP group."""
 
     def __call__(
         self,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PROCESSOR_REPLACEMENTS",
     "ContextParallelRoute",
+    "RoutedProcessor",
     "install_router",
     "uninstall_router",
 ]
@@ -111,6 +112,22 @@ class ContextParallelRoute:
     def __repr__(self) -> str:
         m = self.mesh
         return f"ContextParallelRoute({self.site!r}, ulysses={m.ulysses_size}, ring={m.ring_size})"
+
+
+class RoutedProcessor:
+    """Base of the processors that stand in for a diffusers processor under context parallelism.
+
+    Args:
+        original: the processor it replaces (kept, so that undo puts that very object back).
+        route: where its attention goes.
+    """
+
+    #: True where the processor overlaps the Ulysses all-to-alls with the Q, K, V projections.
+    is_async_qkv = False
+
+    def __init__(self, original: Any, route: ContextParallelRoute) -> None:
+        self.original = original
+        self.route = route
 
 
 def _make_router(original: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
