@@ -1,12 +1,13 @@
-"""The cache under parallelism: ``ditkit.enable_cache(..., parallelism_config=...)`` on 2 ranks.
+"""The cache under parallelism: ``ditkit.enable_cache(..., parallelism_config=...)``.
 
-One spawned run of 2 gloo ranks (float32, one thread each) runs a short denoising loop per case,
-cached and parallel, and the same loop cached on one process. Cases:
+Two spawned runs, of 2 and of 4 gloo ranks (float32, one thread each), run a short denoising
+loop per case, cached and parallel, and the same loop cached on one process. Cases:
 
 - Flux, Ulysses-2, even lengths (24 image + 8 text tokens, 4 heads): the same cached steps as
   one process and the same result (relative error below 1e-5);
-- Flux, Ulysses-2, uneven (25 + 7 tokens, 3 heads): cache hits, the same decisions on both ranks;
-- Flux, Ring-2 and TP-2: the same cached steps and result as one process;
+- Flux, Ulysses-2, uneven (25 + 7 tokens, 3 heads): likewise;
+- Flux, Ring-2 and TP-2, even and uneven: the same cached steps and result as one process;
+- Flux, USP 2x2 on 4 ranks, even and uneven (26 + 8 tokens, 3 heads);
 - Qwen-Image, Ulysses-2: its plan splits inside the first block, so the cache compares the Fn
   residual on this rank's piece of the input (``DistributedDecisionReducer.match_shard``);
   the same cached steps and result as one process.
@@ -88,8 +89,15 @@ CASES = {
     "flux_ulysses_even": (lambda: tiny_flux_case(4, (4, 6), 8), {"ulysses_size": 2}),
     "flux_ulysses_uneven": (lambda: tiny_flux_case(3, (5, 5), 7), {"ulysses_size": 2}),
     "flux_ring": (lambda: tiny_flux_case(4, (4, 6), 8), {"ring_size": 2}),
+    "flux_ring_uneven": (lambda: tiny_flux_case(3, (5, 5), 7), {"ring_size": 2}),
     "flux_tp": (lambda: tiny_flux_case(4, (4, 6), 8), {"tp_size": 2}),
+    "flux_tp_uneven": (lambda: tiny_flux_case(3, (5, 5), 7), {"tp_size": 2}),
     "qwen_ulysses": (_qwen, {"ulysses_size": 2}),
+}
+USP = {"ulysses_size": 2, "ring_size": 2}
+CASES_4 = {  # USP 2x2 on 4 ranks: 26 + 8 tokens do not divide 4, 3 heads do not divide 2
+    "flux_usp": (lambda: tiny_flux_case(4, (4, 6), 8), USP),
+    "flux_usp_uneven": (lambda: tiny_flux_case(3, (2, 13), 8), USP),
 }
 
 
@@ -97,7 +105,7 @@ def _worker(rank: int, world: int) -> dict[str, Any]:
     from ditkit_interfaces import ParallelismConfig
 
     results = {}
-    for name, (make, sizes) in CASES.items():
+    for name, (make, sizes) in (CASES if world == 2 else CASES_4).items():
         single, single_cached, _ = _cached_run(make)
         out, cached, facts = _cached_run(make, ParallelismConfig(**sizes))
         err = rel_error(out, single)
@@ -110,27 +118,29 @@ def ranks() -> list[dict[str, Any]]:
     return run_distributed(_worker, 2)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_every_rank_takes_the_same_decisions_and_caches(ranks, case):
-    first, second = (r[case] for r in ranks)
-    assert first["parallel"] and second["parallel"]
-    assert first["cached"] == second["cached"]
-    assert first["cached"], "no cache hit: the case does not exercise the cache"
+@pytest.fixture(scope="module")
+def ranks_4() -> list[dict[str, Any]]:
+    return run_distributed(_worker, 4)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c != "flux_ulysses_uneven"])
-def test_cached_parallel_run_equals_the_cached_single_process_run(ranks, case):
-    for rank in ranks:
-        result = rank[case]
-        assert result["cached"] == result["single_cached"]
-        assert result["err"] < TOL, result["err"]
+def _results(request: pytest.FixtureRequest, case: str) -> list[dict[str, Any]]:
+    fixture = "ranks" if case in CASES else "ranks_4"
+    return [r[case] for r in request.getfixturevalue(fixture)]
 
 
-def test_uneven_lengths_stay_close_to_the_single_process_run(ranks):
-    # the diff is the mean over ranks of per-piece means: with pieces of 13 and 12 tokens it can
-    # differ from one process in the last digits, never enough to matter at this threshold
-    for rank in ranks:
-        result = rank["flux_ulysses_uneven"]
+@pytest.mark.parametrize("case", [*CASES, *CASES_4])
+def test_every_rank_takes_the_same_decisions_and_caches(request, case):
+    results = _results(request, case)
+    assert all(r["parallel"] for r in results)
+    assert all(r["cached"] == results[0]["cached"] for r in results)
+    assert results[0]["cached"], "no cache hit: the case does not exercise the cache"
+
+
+@pytest.mark.parametrize("case", [*CASES, *CASES_4])
+def test_cached_parallel_run_equals_the_cached_single_process_run(request, case):
+    # with uneven pieces the diff is the mean over ranks of per-piece means, which can differ
+    # from one process in the last digits: never enough to change a decision here
+    for result in _results(request, case):
         assert result["cached"] == result["single_cached"]
         assert result["err"] < TOL, result["err"]
 
