@@ -1,6 +1,7 @@
 """Tiny offline pipelines for the cache tests (no downloads)."""
 
 import os
+import sys
 
 import pytest
 
@@ -24,3 +25,7 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# helper modules shared by several test files (cache_test_toys.py) import by name
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

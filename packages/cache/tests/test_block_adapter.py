@@ -1,4 +1,5 @@
-"""BlockAdapter: manual, auto, several lists and transformers, dummy lists, functors, registry.
+"""BlockAdapter: manual, auto, several lists and transformers, dummy lists (functors and the
+registry: test_block_adapter_functors.py).
 
 Every test checks an observable effect: outputs bit-identical to another route to the same
 caching (or to an independent re-implementation of DBCache), which blocks actually ran (forward
@@ -9,206 +10,29 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cache_test_toys import (
+    DIM,
+    DUAL,
+    NAMES,
+    SINGLE,
+    STEPS,
+    P,
+    ReferenceDBCache,
+    ToySingleBlock,
+    ToyTransformer,
+    assert_uncached,
+    caching_config,
+    count_calls,
+    manual_adapter,
+    model_cached_steps,
+    toy_modifiers,
+    toy_request,
+)
 
 import ditkit_cache as dc
-from ditkit_interfaces import AdapterError, UnsupportedModelError
+from ditkit_interfaces import AdapterError
 from ditkit_testing import build_tiny_transformer
 from ditkit_testing import run_tiny_pipeline as run
-
-P = dc.ForwardPattern
-STEPS = 12
-NAMES = ("flux", "qwen_image", "wan")
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def caching_config(name: str, **extra) -> dc.DBCacheConfig:
-    """A config that caches some steps and computes others on each tiny model."""
-    threshold = 0.1 if name == "wan" else 0.3
-    fields = dict(Fn_compute_blocks=1, residual_diff_threshold=threshold, max_warmup_steps=2)
-    fields.update(extra)
-    return dc.DBCacheConfig(**fields)
-
-
-def count_calls(modules) -> list[int]:
-    """Attach a forward pre-hook to each module; the returned list counts their calls."""
-    counts = [0] * len(modules)
-    for index, module in enumerate(modules):
-
-        def hook(_module, _args, index=index):
-            counts[index] += 1
-
-        module.register_forward_pre_hook(hook)
-    return counts
-
-
-def assert_uncached(transformer: torch.nn.Module) -> None:
-    """No trace of the cache on the transformer or any submodule."""
-    assert not hasattr(transformer, "_ditkit_cache")
-    assert not hasattr(transformer, "_ditkit_patch_record")
-    for path, module in transformer.named_modules():
-        assert "forward" not in vars(module), f"instance forward left on {path or 'root'}"
-
-
-def manual_adapter(pipe, name: str) -> dc.BlockAdapter:
-    """The BlockAdapter a user would write by hand for each tiny pipeline."""
-    t = pipe.transformer
-    if name == "flux":  # the registry's layout: one merged list, the single blocks as a dummy
-        return dc.BlockAdapter(
-            pipe=pipe,
-            transformer=t,
-            blocks=torch.nn.ModuleList([*t.transformer_blocks, *t.single_transformer_blocks]),
-            blocks_name="transformer_blocks",
-            dummy_blocks_names=["single_transformer_blocks"],
-            forward_pattern=P.Pattern_1,
-        )
-    if name == "qwen_image":
-        return dc.BlockAdapter(
-            pipe=pipe, transformer=t, blocks=t.transformer_blocks, forward_pattern=P.Pattern_1
-        )
-    return dc.BlockAdapter(pipe=pipe, transformer=t, blocks=t.blocks, forward_pattern=P.Pattern_2)
-
-
-def model_cached_steps(diffs: dict[int, float], warmup: int, threshold: float, steps: int):
-    """Warmup + threshold only (no limits): the steps DBCache must cache, and those it measures."""
-    return [s for s in range(warmup, steps) if diffs[s] < threshold], list(range(warmup, steps))
-
-
-# -- a toy diffusers-like transformer with a Pattern_0 list and a Pattern_3 list ------------------
-DIM = 16
-
-
-class ToyDualBlock(torch.nn.Module):
-    """Pattern_0: takes and returns ``(hidden_states, encoder_hidden_states)``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ff = torch.nn.Linear(DIM, DIM)
-        self.ctx = torch.nn.Linear(DIM, DIM)
-
-    def forward(self, hidden_states, encoder_hidden_states, temb=None):
-        h = hidden_states + 0.5 * torch.tanh(self.ff(hidden_states + temb))
-        e = encoder_hidden_states + 0.5 * torch.tanh(
-            self.ctx(encoder_hidden_states + h.mean(1, keepdim=True))
-        )
-        return h, e
-
-
-class ToySingleBlock(torch.nn.Module):
-    """Pattern_3: ``hidden_states -> hidden_states``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ff = torch.nn.Linear(DIM, DIM)
-
-    def forward(self, hidden_states, temb=None):
-        return hidden_states + 0.5 * torch.tanh(self.ff(hidden_states * (1 + temb)))
-
-
-class ToyTransformer(torch.nn.Module):
-    """3 dual-stream blocks (Pattern_0), then 5 single-stream blocks (Pattern_3)."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.time_embed = torch.nn.Linear(1, DIM)
-        self.transformer_blocks = torch.nn.ModuleList(ToyDualBlock() for _ in range(3))
-        self.single_transformer_blocks = torch.nn.ModuleList(ToySingleBlock() for _ in range(5))
-        self.proj_out = torch.nn.Linear(DIM, DIM)
-
-    def embed(self, timestep):
-        return torch.sin(self.time_embed(timestep.reshape(-1, 1, 1) / 1000.0))
-
-    @staticmethod
-    def mix(hidden_states, encoder_hidden_states):
-        return hidden_states + encoder_hidden_states.mean(1, keepdim=True)
-
-    def forward(self, hidden_states, encoder_hidden_states, timestep):
-        temb = self.embed(timestep)
-        for block in self.transformer_blocks:
-            hidden_states, encoder_hidden_states = block(
-                hidden_states, encoder_hidden_states, temb=temb
-            )
-        hidden_states = self.mix(hidden_states, encoder_hidden_states)
-        for block in self.single_transformer_blocks:
-            hidden_states = block(hidden_states, temb=temb)
-        return self.proj_out(hidden_states)
-
-
-def toy_request(forward, steps: int = STEPS, seed: int = 0) -> torch.Tensor:
-    """A flow-matching-like loop: timesteps fall from 1000, the latents move a little each step."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(1, 12, DIM, generator=generator)
-    e = torch.randn(1, 6, DIM, generator=generator)
-    for i in range(steps):
-        t = torch.tensor([1000.0 * (1 - i / steps)])
-        x = x - forward(x, e, t) / steps
-    return x
-
-
-class ReferenceDBCache:
-    """DBCache for one block list, written from reference §3.2 (not from the engine)."""
-
-    def __init__(self, blocks, pattern, Fn, Bn, threshold, warmup) -> None:
-        self.blocks, self.pattern = list(blocks), pattern
-        self.Fn, self.Bn, self.threshold, self.warmup = Fn, Bn, threshold, warmup
-        self.step = -1
-        self.prev_fn = self.bn_hidden = self.bn_encoder = None
-        self.cached_steps: list[int] = []
-        self.diffs: dict[int, float] = {}
-
-    def _run(self, blocks, h, e, temb):
-        for block in blocks:
-            if self.pattern is P.Pattern_0:
-                h, e = block(h, e, temb=temb)
-            else:
-                h = block(h, temb=temb)
-        return h, e
-
-    def __call__(self, h, e, temb):
-        self.step += 1
-        n = len(self.blocks)
-        h0 = h
-        h, e = self._run(self.blocks[: self.Fn], h, e, temb)
-        residual = h - h0
-        hit = False
-        if self.step >= self.warmup and self.prev_fn is not None:
-            mean_diff = (self.prev_fn - residual).abs().mean().item()
-            mean_prev = self.prev_fn.abs().mean().item()
-            self.diffs[self.step] = mean_diff / mean_prev
-            hit = self.diffs[self.step] < self.threshold
-        if hit:
-            self.cached_steps.append(self.step)
-            h = (h + self.bn_hidden).contiguous()
-            if e is not None and self.pattern is P.Pattern_0:
-                e = (e + self.bn_encoder).contiguous()
-        else:
-            self.prev_fn = residual
-            h_fn, e_fn = h, e
-            h, e = self._run(self.blocks[self.Fn : n - self.Bn], h, e, temb)
-            h = h.contiguous()
-            self.bn_hidden = h - h_fn
-            if self.pattern is P.Pattern_0:
-                e = e.contiguous()
-                self.bn_encoder = e - e_fn
-        return self._run(self.blocks[n - self.Bn :], h, e, temb)
-
-
-DUAL = dict(Fn=1, Bn=0, threshold=0.25, warmup=2)
-SINGLE = dict(Fn=2, Bn=1, threshold=0.12, warmup=3)
-
-
-def toy_modifiers():
-    def modifier(fields):
-        return dc.ParamsModifier(
-            cache_config=dc.DBCacheConfig().reset(
-                Fn_compute_blocks=fields["Fn"],
-                Bn_compute_blocks=fields["Bn"],
-                residual_diff_threshold=fields["threshold"],
-                max_warmup_steps=fields["warmup"],
-            )
-        )
-
-    return [modifier(DUAL), modifier(SINGLE)]
 
 
 def test_two_lists_with_different_patterns_get_their_own_contexts():
@@ -628,153 +452,3 @@ def test_transformer_only_adapter_without_pipe(tiny, announced):
         assert stats.cfg_cached_steps == expected_stats.cfg_cached_steps
     dc.disable_cache(adapter)
     assert_uncached(t)
-
-
-# -- PatchFunctor -------------------------------------------------------------------------------
-class ScaleProjOut(dc.PatchFunctor):
-    """Patches a submodule's forward and sets an attribute (instance patching)."""
-
-    def _apply(self, transformer, **kwargs):
-        proj = transformer.proj_out
-        original = proj.forward
-        proj.forward = lambda x: original(x) * 1.5
-        transformer.patched_by_toy_functor = True
-        return transformer
-
-
-class WrapProjOut(dc.PatchFunctor):
-    """Replaces a submodule (a common way to reshape a model's forward)."""
-
-    def _apply(self, transformer, **kwargs):
-        transformer.proj_out = torch.nn.Sequential(transformer.proj_out, torch.nn.Tanh())
-        return transformer
-
-
-def wan_adapter_with(pipe, functor):
-    t = pipe.transformer
-    return dc.BlockAdapter(
-        pipe=pipe,
-        transformer=t,
-        blocks=t.blocks,
-        forward_pattern=P.Pattern_2,
-        patch_functor=functor,
-    )
-
-
-EXACT = dict(Fn_compute_blocks=1, residual_diff_threshold=0.0, max_warmup_steps=0)
-
-
-def test_patch_functor_applied_and_fully_restored(tiny):
-    pipe = tiny("wan")
-    uncached = run(pipe, "wan", num_inference_steps=8)
-    dc.enable_cache(wan_adapter_with(pipe, ScaleProjOut()), dc.DBCacheConfig(**EXACT))
-    t = pipe.transformer
-    assert dc.PatchFunctor.is_patched(t)
-    assert t.patched_by_toy_functor is True
-    patched = run(pipe, "wan", num_inference_steps=8)
-    assert not torch.equal(patched, uncached)  # the functor's change is in effect
-    dc.disable_cache(pipe)
-    assert not dc.PatchFunctor.is_patched(t)
-    assert not hasattr(t, "patched_by_toy_functor")
-    assert_uncached(t)
-    assert torch.equal(run(pipe, "wan", num_inference_steps=8), uncached)
-
-
-def test_patch_functor_replacing_a_submodule_is_restored(tiny):
-    pipe = tiny("wan")
-    t = pipe.transformer
-    original = t.proj_out
-    uncached = run(pipe, "wan", num_inference_steps=8)
-    dc.enable_cache(wan_adapter_with(pipe, WrapProjOut()), dc.DBCacheConfig(**EXACT))
-    assert not torch.equal(run(pipe, "wan", num_inference_steps=8), uncached)
-    dc.disable_cache(pipe)
-    assert t.proj_out is original
-    assert torch.equal(run(pipe, "wan", num_inference_steps=8), uncached)
-
-
-# -- the registry -------------------------------------------------------------------------------
-def test_supported_pipelines_and_get_adapter(tiny):
-    count, names = dc.supported_pipelines()
-    assert {"Flux*", "QwenImage*", "Wan*"} <= set(names) and count == len(names)
-    expected = {
-        "flux": (["transformer_blocks"], 6, ["single_transformer_blocks"], False),
-        "qwen_image": (["transformer_blocks"], 4, [], True),
-        "wan": (["blocks"], 4, [], True),
-    }
-    for name, (blocks_name, count_blocks, dummies, cfg) in expected.items():
-        pipe = tiny(name)
-        adapter = dc.get_adapter(pipe)
-        assert adapter.pipe is pipe and adapter.transformer is pipe.transformer
-        assert adapter.blocks_name == blocks_name
-        assert [len(b) for b in adapter.blocks] == [count_blocks]
-        assert adapter.dummy_blocks_names == dummies
-        assert adapter.has_separate_cfg is cfg
-        # a bare transformer resolves through its class name
-        bare = dc.get_adapter(pipe.transformer)
-        assert isinstance(bare.pipe, dc.FakeDiffusionPipeline)
-        assert bare.blocks_name == blocks_name
-        assert dc.BlockAdapterRegister.is_supported(pipe)
-        assert dc.BlockAdapterRegister.is_supported(pipe.transformer)
-    assert not dc.BlockAdapterRegister.is_supported(ToyTransformer())
-    with pytest.raises(UnsupportedModelError, match="BlockAdapter"):
-        dc.get_adapter(ToyTransformer())
-
-
-class DitkitToyPipeline:
-    """A minimal pipeline object: its class name is what the registry matches."""
-
-    def __init__(self, transformer: torch.nn.Module) -> None:
-        self.transformer = transformer
-
-    def __call__(self, steps: int = STEPS, seed: int = 0) -> torch.Tensor:
-        return toy_request(self.transformer, steps, seed)
-
-
-@pytest.fixture
-def toy_registration():
-    calls = []
-
-    @dc.BlockAdapterRegister.register("DitkitToy")
-    def toy_adapter(pipe, **kwargs):
-        calls.append((pipe, kwargs))
-        t = pipe.transformer
-        return dc.BlockAdapter(
-            pipe=pipe,
-            transformer=t,
-            blocks=t.single_transformer_blocks,
-            forward_pattern=P.Pattern_3,
-            **kwargs,
-        )
-
-    yield calls
-    dc.BlockAdapterRegister._adapters._handlers.pop("DitkitToy", None)
-
-
-def test_register_a_custom_factory(toy_registration):
-    calls = toy_registration
-    pipe = DitkitToyPipeline(ToyTransformer())
-    cls = type(pipe)
-    single_calls = count_calls(pipe.transformer.single_transformer_blocks)
-    uncached = pipe()
-    count, names = dc.supported_pipelines()
-    assert "DitkitToy*" in names and count == len(names)
-    assert dc.BlockAdapterRegister.is_supported("DitkitToyPipeline")
-    adapter = dc.get_adapter(pipe, blocks_policy="min")
-    assert calls[-1] == (pipe, {"blocks_policy": "min"})
-    assert adapter.blocks is pipe.transformer.single_transformer_blocks
-
-    dc.enable_cache(
-        pipe,
-        dc.DBCacheConfig(Fn_compute_blocks=1, residual_diff_threshold=1.0, max_warmup_steps=2),
-    )
-    assert len(calls) == 2 and calls[-1][0] is pipe
-    for _ in range(2):  # the pipeline call starts a new request each time
-        cached = pipe()
-        stats = dc.summary(pipe, logging=False)
-        assert [s.name for s in stats] == ["single_transformer_blocks", "ToyTransformer"]
-        assert stats[0].cached_steps == list(range(2, STEPS))
-    assert single_calls == [3 * STEPS] + [STEPS + 2 * 2] * 4
-    assert not torch.equal(cached, uncached)
-    dc.disable_cache(pipe)
-    assert type(pipe) is cls
-    assert torch.equal(pipe(), uncached)
