@@ -12,6 +12,7 @@ import collections
 
 import pytest
 import torch
+from cache_test_toys import count_calls
 
 import ditkit_cache as dc
 from ditkit_interfaces import ConfigError
@@ -27,17 +28,6 @@ def real_blocks(transformer) -> list[torch.nn.Module]:
     if hasattr(transformer, "single_transformer_blocks"):
         return [*transformer.transformer_blocks, *transformer.single_transformer_blocks]
     return list(getattr(transformer, "transformer_blocks", None) or transformer.blocks)
-
-
-def count_calls(modules) -> list[int]:
-    counts = [0] * len(modules)
-    for index, module in enumerate(modules):
-
-        def hook(_module, _args, index=index):
-            counts[index] += 1
-
-        module.register_forward_pre_hook(hook)
-    return counts
 
 
 def calls_per_request(name: str, steps: int = STEPS) -> int:
