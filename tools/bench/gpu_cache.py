@@ -103,6 +103,22 @@ def sigmas(steps: int, tokens: int) -> list[float]:
     return [*shifted, 0.0]
 
 
+def flux_call(
+    model: torch.nn.Module, latents: torch.Tensor, sigma: torch.Tensor, data: dict[str, Any]
+) -> torch.Tensor:
+    """The transformer's velocity at ``sigma`` (a ``(1,)`` tensor; FLUX takes it as timestep)."""
+    return model(
+        hidden_states=latents,
+        timestep=sigma.to(latents.dtype),
+        guidance=data["guidance"],
+        pooled_projections=data["pooled_projections"],
+        encoder_hidden_states=data["encoder_hidden_states"],
+        txt_ids=data["txt_ids"],
+        img_ids=data["img_ids"],
+        return_dict=False,
+    )[0]
+
+
 def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) -> tuple:
     """One request: ``steps`` transformer calls with Euler updates; per-step CUDA events."""
     latents = data["latents"].clone()
@@ -115,16 +131,8 @@ def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) ->
         for i in range(steps):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            velocity = model(
-                hidden_states=latents,
-                timestep=torch.full((1,), schedule[i], device=latents.device, dtype=latents.dtype),
-                guidance=data["guidance"],
-                pooled_projections=data["pooled_projections"],
-                encoder_hidden_states=data["encoder_hidden_states"],
-                txt_ids=data["txt_ids"],
-                img_ids=data["img_ids"],
-                return_dict=False,
-            )[0]
+            sigma = torch.full((1,), schedule[i], device=latents.device)
+            velocity = flux_call(model, latents, sigma, data)
             latents = latents + (schedule[i + 1] - schedule[i]) * velocity
             end.record()
             events.append((start, end))

@@ -1,14 +1,17 @@
-"""GPU benchmark of ditkit-parallel on the FLUX.1-dev-sized transformer (random bf16 weights).
+"""GPU benchmark of ditkit-parallel on FLUX.1-dev- and Wan-14B-sized transformers (random bf16).
 
 One process per GPU (torchrun, NCCL); "single" runs on rank 0 alone (the others wait at a
 barrier), so one launch gives the one-GPU baseline beside the parallel rows:
 
     torchrun --nproc-per-node=2 tools/bench/gpu_parallel.py --modes single ulysses ring tp \
-        --sides 1024 2048 --compile --cache none static_fast --json parallel.json
+        --sizes 1024 2048 --compile --cache none static_fast --json parallel.json
+    torchrun --nproc-per-node=4 tools/bench/gpu_parallel.py --model wan --sizes 81x480x832 \
+        --modes single ulysses usp tp_ulysses --compile --no-eager --steps 3
 
-Each (phase, mode, side, cache) row: a warm-up request, then ``--repeats`` requests of
-``--steps`` steps of gpu_cache's transformer-only loop. ms/step is the mean of the per-step
-CUDA-event medians; speedup is against "single" at the same side/cache/phase; memory is the
+Each (phase, mode, size, cache) row: a warm-up request, then ``--repeats`` requests of
+``--steps`` steps of the transformer-only loop (``bench_models.denoise``). ms/step is the mean of
+the per-step CUDA-event medians, ``request_s`` the median wall time of a whole request; speedup
+is against "single" at the same size/cache/phase; memory is the
 per-rank ``max_memory_allocated`` over the timed requests (the other model left out).
 ``err1``/``errN``: ``max|x - ref| / max|ref|`` of the first step's velocity against the one-GPU
 eager uncached one, and of the final latents against "single". First: the weights are checked
@@ -17,11 +20,13 @@ within 1e-5 in each mode (TF32 off), and an ``all_to_all_single`` microbenchmark
 Ulysses floor ``single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden; "floor frac" is floor /
 measured). Phases: eager, then (``--compile``) ``block.compile()`` on each block.
 
-Modes: single, ulysses, ring, tp, ulysses_async, ulysses_fp8. Caches: none, static_fast (DBCache
-F1B0, static "fast" mask), dynamic (F1B0 at ``--threshold``). The cache is enabled before
+Modes (N = world size): single, ulysses (N), ring (N), tp (N), ulysses_async, ulysses_fp8, usp
+(Ulysses 2 x Ring N/2), tp_ulysses (TP 2 x Ulysses N/2). Caches: none, static_fast (DBCache F1B0,
+static "fast" mask), dynamic (F1B0 at ``--threshold``). For CP modes the cache is enabled before
 ``enable_parallelism`` with a ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does),
-and both are undone after each row; the TP model is built once (TP cannot be undone) and cached
-per row. ``--tiny``: a tiny fp32 Flux on the CPU with gloo (perf_counter for CUDA events).
+and both are undone after each row; the TP models (tp, tp_ulysses) are built and parallelized
+once (TP cannot be undone) and cached per row. ``--tiny``: tiny fp32 models on the CPU with gloo
+(perf_counter for CUDA events).
 """
 
 from __future__ import annotations
@@ -45,25 +50,25 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in ("interfaces", "cache", "parallel")]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_cache import FLUX_DEV, build, compile_blocks, denoise, inputs, sigmas  # noqa: E402
+from bench_models import MODELS, GraphedCall, ModelSpec, denoise, first_velocity  # noqa: E402
 
-TEXT_TOKENS = 512  # gpu_cache.inputs' prompt length
-TINY_FLUX = {
-    **FLUX_DEV,
-    "num_layers": 2,
-    "num_single_layers": 2,
-    "attention_head_dim": 16,
-    "num_attention_heads": 4,
-    "axes_dims_rope": (4, 6, 6),
+MODES = {  # world size -> ParallelismConfig options
+    "single": lambda n: {},
+    "ulysses": lambda n: {"ulysses_size": n},
+    "ring": lambda n: {"ring_size": n},
+    "tp": lambda n: {"tp_size": n},
+    "ulysses_async": lambda n: {"ulysses_size": n, "ulysses_async": True},
+    "ulysses_fp8": lambda n: {"ulysses_size": n, "ulysses_float8": True},
+    "usp": lambda n: {"ulysses_size": 2, "ring_size": n // 2},
+    "ring_allgather": lambda n: {"ring_size": n, "ring_rotate_method": "allgather"},
+    "usp_allgather": lambda n: {
+        "ulysses_size": 2,
+        "ring_size": n // 2,
+        "ring_rotate_method": "allgather",
+    },
+    "tp_ulysses": lambda n: {"tp_size": 2, "ulysses_size": n // 2},
 }
-MODES = {
-    "single": {},
-    "ulysses": {"ulysses_size": None},
-    "ring": {"ring_size": None},
-    "tp": {"tp_size": None},
-    "ulysses_async": {"ulysses_size": None, "ulysses_async": True},
-    "ulysses_fp8": {"ulysses_size": None, "ulysses_float8": True},
-}
+PERMANENT = ("tp", "tp_ulysses")  # built once per launch: tensor parallelism cannot be undone
 FP32_TOL = 1e-5
 CHECK_FLUX = {  # the fp32 equivalence model (as in packages/parallel/tests)
     "patch_size": 1,
@@ -99,7 +104,8 @@ class WallEvent:
 class Bench:
     """The process's device, dtype and model builder (full size on CUDA, or ``--tiny``)."""
 
-    def __init__(self, tiny: bool) -> None:
+    def __init__(self, spec: ModelSpec, tiny: bool) -> None:
+        self.spec = spec
         self.tiny = tiny
         self.cuda = not tiny
         if self.cuda:
@@ -108,14 +114,14 @@ class Bench:
             self.device = torch.device("cuda", local)
         else:
             self.device = torch.device("cpu")
-            torch.cuda.Event = WallEvent  # gpu_cache.denoise times steps with CUDA events
+            torch.cuda.Event = WallEvent  # bench_models.denoise times steps with CUDA events
         dist.init_process_group(
             "nccl" if self.cuda else "gloo",
             timeout=timedelta(minutes=20),
             device_id=self.device if self.cuda else None,
         )
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        self.config = TINY_FLUX if tiny else FLUX_DEV
+        self.config = spec.tiny_config if tiny else spec.config
         self.models: list[torch.nn.Module] = []  # built so far (the peak leaves the others out)
 
     def sync(self) -> None:
@@ -123,26 +129,16 @@ class Bench:
             torch.cuda.synchronize()
 
     def build(self) -> torch.nn.Module:
-        model = build(self.device) if not self.tiny else self._tiny()
+        model = self.spec.build(self.device, self.tiny)
         self.models.append(model)
         return model
 
-    def _tiny(self) -> torch.nn.Module:
-        from diffusers import FluxTransformer2DModel
+    def inputs(self, size: str) -> dict[str, Any]:
+        return self.spec.inputs(self.device, size, self.tiny)
 
-        torch.manual_seed(0)
-        model = FluxTransformer2DModel(**TINY_FLUX)
-        with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.dim() > 1:
-                    parameter.normal_(0.0, 0.02)
-        return model.eval().requires_grad_(False)
-
-    def inputs(self, side: int) -> dict[str, Any]:
-        data = inputs(self.device, side)
-        if self.tiny:
-            data = {k: v.float() if v.is_floating_point() else v for k, v in data.items()}
-        return data
+    def compile_blocks(self, model: torch.nn.Module) -> None:
+        for block in self.spec.blocks(model):
+            block.compile()
 
     def barrier(self) -> None:
         dist.barrier(device_ids=[self.device.index] if self.cuda else None)
@@ -184,8 +180,7 @@ def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
 def parallel_config(mode: str, world: int) -> Any:
     from ditkit_interfaces import ParallelismConfig
 
-    options = {k: (world if v is None else v) for k, v in MODES[mode].items()}
-    return ParallelismConfig(**options)
+    return ParallelismConfig(**MODES[mode](world))
 
 
 def fp32_equivalence(bench: Bench) -> dict[str, float]:
@@ -228,10 +223,10 @@ def fp32_equivalence(bench: Bench) -> dict[str, float]:
     return results
 
 
-def all_to_all_ms(bench: Bench, side: int, iters: int = 20) -> float:
+def all_to_all_ms(bench: Bench, size: str, iters: int = 20) -> float:
     """Median time of one Ulysses all-to-all (B*S*H*D/N elements per rank, bf16)."""
     heads, dim = bench.config["num_attention_heads"], bench.config["attention_head_dim"]
-    tokens = (side // 16) ** 2 + TEXT_TOKENS
+    tokens = bench.spec.attention_tokens(size, bench.config)
     numel = tokens * heads * dim // bench.world
     numel -= numel % bench.world
     dtype = torch.bfloat16 if bench.cuda else torch.float32
@@ -250,29 +245,17 @@ def all_to_all_ms(bench: Bench, side: int, iters: int = 20) -> float:
     return statistics.median(times)
 
 
-def first_velocity(model: torch.nn.Module, data: dict[str, Any], steps: int) -> torch.Tensor:
-    """The transformer's output at the loop's first step (sigma = 1)."""
-    latents = data["latents"]
-    sigma = sigmas(steps, latents.shape[1])[0]
-    with torch.inference_mode():
-        return model(
-            hidden_states=latents,
-            timestep=torch.full((1,), sigma, device=latents.device, dtype=latents.dtype),
-            guidance=data["guidance"],
-            pooled_projections=data["pooled_projections"],
-            encoder_hidden_states=data["encoder_hidden_states"],
-            txt_ids=data["txt_ids"],
-            img_ids=data["img_ids"],
-            return_dict=False,
-        )[0]
-
-
 def cache_config(name: str, args: argparse.Namespace) -> Any:
     import ditkit_cache
 
     if name == "none":
         return None
-    options: dict[str, Any] = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0}
+    # one transformer call per step (no CFG branches), for every family
+    options: dict[str, Any] = {
+        "Fn_compute_blocks": 1,
+        "Bn_compute_blocks": 0,
+        "enable_separate_cfg": False,
+    }
     if name == "static_fast":
         mask = ditkit_cache.steps_mask(mask_policy="fast", total_steps=args.steps)
         options.update(steps_computation_mask=mask, steps_computation_policy="static")
@@ -283,20 +266,26 @@ def cache_config(name: str, args: argparse.Namespace) -> Any:
     return ditkit_cache.DBCacheConfig(num_inference_steps=args.steps, **options)
 
 
-def measure(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached: bool):
-    """Warm-up request, then ``args.repeats`` timed ones: per-step medians, output, peak."""
+def measure(
+    bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached: bool, graphed: bool
+):
+    """Warm-up request, then ``args.repeats`` timed ones: per-step medians, output, peak.
+    ``graphed``: every transformer call replays one CUDA graph (captured in the warm-up)."""
     import ditkit_cache
 
-    runs, output = [], None
+    call = GraphedCall(bench.spec) if graphed else None
+    runs, walls, output = [], [], None
     for run in range(args.repeats + 1):
         if cached:
             ditkit_cache.refresh_context(model)
         bench.sync()
         if run == 1 and bench.cuda:
             torch.cuda.reset_peak_memory_stats()
-        output, events = denoise(model, data, args.steps)
+        start = time.perf_counter()
+        output, events = denoise(bench.spec, model, data, args.steps, call)
         bench.sync()
         if run:
+            walls.append(time.perf_counter() - start)
             runs.append([s.elapsed_time(e) for s, e in events])
     per_step = [statistics.median(column) for column in zip(*runs, strict=True)]
     peak = torch.cuda.max_memory_allocated() / 2**30 if bench.cuda else 0.0
@@ -304,25 +293,29 @@ def measure(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, ca
     if cached:
         stats = ditkit_cache.summary(model, logging=False)
         computed -= len(stats[0].cached_steps) if stats else 0
-    return per_step, output, peak, computed
+    return per_step, statistics.median(walls), output, peak, computed
 
 
-def run_row(bench: Bench, model, mode: str, cache: str, data, args) -> dict[str, Any]:
+def run_row(
+    bench: Bench, model, mode: str, cache: str, data, args, graphed: bool = False
+) -> dict[str, Any]:
     """One row on this rank: cache, then parallelism (CP modes), measure, undo. The peak is
     ``max_memory_allocated`` less the parameters of the other model kept on the GPU."""
     import ditkit_cache
     from ditkit_parallel import DistributedDecisionReducer, disable_parallelism, enable_parallelism
 
     config = cache_config(cache, args)
-    parallel = mode not in ("single", "tp")  # tp: the model is already sharded
+    parallel = mode not in ("single", *PERMANENT)  # TP models are parallelized once
     if config is not None:
         reducer = None if mode == "single" else DistributedDecisionReducer(owner=model)
         ditkit_cache.enable_cache(model, config, reducer=reducer)
     try:
         if parallel:
             enable_parallelism(model, parallel_config(mode, bench.world))
-        velocity = first_velocity(model, data, args.steps)
-        per_step, output, peak, computed = measure(bench, model, data, args, config is not None)
+        velocity = first_velocity(bench.spec, model, data, args.steps)
+        per_step, request_s, output, peak, computed = measure(
+            bench, model, data, args, config is not None, graphed
+        )
     finally:
         if parallel:
             disable_parallelism(model)
@@ -333,6 +326,7 @@ def run_row(bench: Bench, model, mode: str, cache: str, data, args) -> dict[str,
         "step_ms": per_step,
         "ms": statistics.fmean(per_step),
         "median_ms": statistics.median(per_step),
+        "request_s": request_s,
         "computed": computed,
         "peak_gib": peak - others / 2**30 if bench.cuda else 0.0,
         "velocity": velocity,
@@ -344,8 +338,8 @@ class Table:
     """Rows printed as measured (rank 0) and rewritten to ``--json`` after each one."""
 
     HEADER = (
-        "| side | mode | cache | phase | ms/step | median | computed | speedup | floor ms "
-        "| floor frac | err1 | errN | peak GiB/rank |"
+        "| size | mode | cache | phase | ms/step | median | request s | computed | speedup "
+        "| floor ms | floor frac | err1 | errN | peak GiB/rank |"
     )
 
     def __init__(self, args: argparse.Namespace, meta: dict[str, Any]) -> None:
@@ -353,7 +347,7 @@ class Table:
         self.singles: dict[tuple, dict[str, Any]] = {}
 
     def add(self, row: dict[str, Any], output: torch.Tensor | None) -> None:
-        key = (row["side"], row["cache"], row["phase"])
+        key = (row["size"], row["cache"], row["phase"])
         single = self.singles.get(key)
         if row["mode"] == "single":
             self.singles[key] = {"ms": row["ms"], "output": output}
@@ -372,15 +366,16 @@ class Table:
             return format(row[name], spec) if name in row else "-"
 
         log(
-            f"| {row['side']} | {row['mode']} | {row['cache']} | {row['phase']} | "
-            f"{row['ms']:.2f} | {row['median_ms']:.2f} | {row['computed']}/{row['steps']} | "
+            f"| {row['size']} | {row['mode']} | {row['cache']} | {row['phase']} | "
+            f"{row['ms']:.2f} | {row['median_ms']:.2f} | {row['request_s']:.3f} | "
+            f"{row['computed']}/{row['steps']} | "
             f"{fmt('speedup', '.3f')} | {fmt('floor_ms', '.2f')} | {fmt('floor_fraction', '.3f')} "
             f"| {fmt('err1', '.2e')} | {fmt('errN', '.2e')} | {peaks} |"
         )
         self.write()
 
     def failed(self, key: dict[str, Any], ranks: list[int]) -> None:
-        cells = " | ".join(str(key[k]) for k in ("side", "mode", "cache", "phase"))
+        cells = " | ".join(str(key[k]) for k in ("size", "mode", "cache", "phase"))
         log(f"| {cells} | failed on ranks {ranks} |")
         self.rows.append({**key, "failed_ranks": ranks})
         self.write()
@@ -400,31 +395,45 @@ def comm_per_step(full_step_ms: float, computed: int, steps: int, attentions: in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modes", nargs="+", default=["single", "ulysses", "ring", "tp"])
-    parser.add_argument("--sides", nargs="+", type=int, default=None)
+    parser.add_argument("--model", choices=sorted(MODELS), default="flux")
+    parser.add_argument(
+        "--sizes", "--sides", nargs="+", default=None, help="flux: 1024; wan: 81x480x832"
+    )
     parser.add_argument("--cache", nargs="+", default=["none", "static_fast"])
     parser.add_argument("--compile", action="store_true", help="also regional compile")
     parser.add_argument("--no-eager", action="store_true", help="only the compiled phase")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=("eager", "compiled", "cudagraph"),
+        default=None,
+        help="instead of --compile/--no-eager; cudagraph = compiled blocks + one CUDA graph "
+        "per transformer call (cache none only)",
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.6, help="dynamic cache")
     parser.add_argument("--warmup", type=int, default=2, help="dynamic cache warm-up steps")
-    parser.add_argument("--tiny", action="store_true", help="tiny fp32 Flux on CPU/gloo")
+    parser.add_argument("--tiny", action="store_true", help="tiny fp32 model on CPU/gloo")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     for mode in args.modes:
         if mode not in MODES:
             raise SystemExit(f"unknown mode {mode!r}; choose from {sorted(MODES)}")
-    sides = args.sides or ([128, 256] if args.tiny else [1024, 2048])
-    phases = ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compile else [])
-    bench = Bench(args.tiny)
+    spec = MODELS[args.model]
+    sizes = args.sizes or list(spec.tiny_sizes if args.tiny else spec.default_sizes)
+    phases = args.phases or (
+        ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compile else [])
+    )
+    bench = Bench(spec, args.tiny)
     try:
-        run(bench, args, sides, phases)
+        run(bench, args, sizes, phases)
     finally:
         dist.destroy_process_group()
     return 0
 
 
-def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[str]) -> None:
+def run(bench: Bench, args: argparse.Namespace, sizes: list[str], phases: list[str]) -> None:
     from ditkit_parallel import enable_parallelism
 
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -432,7 +441,7 @@ def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[s
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 64)
     name = torch.cuda.get_device_name() if bench.cuda else "cpu"
-    log(f"# ditkit-parallel on {bench.world} x {name}, torch {torch.__version__}")
+    log(f"# ditkit-parallel, {args.model}, on {bench.world} x {name}, torch {torch.__version__}")
     fp32 = fp32_equivalence(bench)
     log(f"fp32 tiny Flux vs one process (max rel err over ranks, tol {FP32_TOL}): {fp32}")
     start = time.perf_counter()
@@ -443,17 +452,18 @@ def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[s
         f"{sum(p.numel() for p in model.parameters()) / 1e9:.3f} B parameters, "
         f"identical on every rank: {identical}"
     )
-    attentions = bench.config["num_layers"] + bench.config["num_single_layers"]
+    attentions = bench.spec.cp_attentions(bench.config)
     data, reference, comm = {}, {}, {}
-    for side in sides:
-        data[side] = bench.inputs(side)
+    for size in sizes:
+        data[size] = bench.inputs(size)
         if bench.rank == 0:
-            reference[side] = first_velocity(model, data[side], args.steps)
-        a2a = all_to_all_ms(bench, side)
-        comm[side] = 4 * attentions * a2a
-        log(f"side {side}: all_to_all {a2a:.3f} ms -> comm floor {comm[side]:.2f} ms/step")
+            reference[size] = first_velocity(bench.spec, model, data[size], args.steps)
+        a2a = all_to_all_ms(bench, size)
+        comm[size] = 4 * attentions * a2a
+        log(f"size {size}: all_to_all {a2a:.3f} ms -> comm floor {comm[size]:.2f} ms/step")
     meta = {
         "device": name,
+        "model": args.model,
         "world": bench.world,
         "torch": torch.__version__,
         "steps": args.steps,
@@ -465,37 +475,40 @@ def run(bench: Bench, args: argparse.Namespace, sides: list[int], phases: list[s
     }
     table = Table(args, meta)
     log(Table.HEADER)
-    log("|" + "---|" * 13)
+    log("|" + "---|" * 14)
     shared = {"data": data, "reference": reference, "comm": comm, "attentions": attentions}
-    tp_model = None
+    tp_models: dict[str, torch.nn.Module] = {}
+    compiled = False
     for phase in phases:
-        if phase == "compiled":
-            compile_blocks(model)
-            if tp_model is not None:
-                compile_blocks(tp_model)
+        if phase in ("compiled", "cudagraph") and not compiled:
+            compiled = True
+            for target in (model, *tp_models.values()):
+                bench.compile_blocks(target)
         for mode in args.modes:
-            if mode == "tp" and tp_model is None:
-                tp_model = bench.build()
-                same_weights(bench, tp_model)
-                enable_parallelism(tp_model, parallel_config("tp", bench.world))
-                if phase == "compiled":
-                    compile_blocks(tp_model)
-            target = tp_model if mode == "tp" else model
-            for side in sides:
-                for cache in args.cache:
-                    key = {"side": side, "mode": mode, "cache": cache, "phase": phase}
+            if mode in PERMANENT and mode not in tp_models:
+                tp_models[mode] = bench.build()
+                same_weights(bench, tp_models[mode])
+                enable_parallelism(tp_models[mode], parallel_config(mode, bench.world))
+                if compiled:
+                    bench.compile_blocks(tp_models[mode])
+            target = tp_models.get(mode, model)
+            for size in sizes:
+                for cache in args.cache if phase != "cudagraph" else ["none"]:
+                    key = {"size": size, "mode": mode, "cache": cache, "phase": phase}
                     one_row(bench, target, key, shared, table, args)
 
 
 def one_row(bench: Bench, model, key: dict[str, Any], shared: dict, table: Table, args) -> None:
     """Measure one row on every rank taking part; rank 0 adds it to the table. A row that
     raises (on every rank alike) is printed as failed and the next row runs."""
-    side, mode = key["side"], key["mode"]
+    size, mode = key["size"], key["mode"]
     if mode == "single" and bench.rank != 0:
         bench.barrier()  # rank 0 measures the one-GPU baseline alone
         return
     try:
-        result = run_row(bench, model, mode, key["cache"], shared["data"][side], args)
+        graphed = key["phase"] == "cudagraph"
+        data = shared["data"][size]
+        result = run_row(bench, model, mode, key["cache"], data, args, graphed)
     except Exception:
         print(f"rank {bench.rank}: row {key} failed:", file=sys.stderr, flush=True)
         traceback.print_exc()
@@ -513,14 +526,14 @@ def one_row(bench: Bench, model, key: dict[str, Any], shared: dict, table: Table
         **key,
         "world": bench.world,
         "steps": args.steps,
-        **{k: result[k] for k in ("ms", "median_ms", "step_ms", "computed")},
+        **{k: result[k] for k in ("ms", "median_ms", "request_s", "step_ms", "computed")},
         "computed_per_rank": [g[1] for g in gathered],  # the same cache decisions on every rank
         "peak_gib": [g[0] for g in gathered],
-        "err1": rel_err(result["velocity"], shared["reference"][side]),
+        "err1": rel_err(result["velocity"], shared["reference"][size]),
     }
     if mode.startswith("ulysses"):
         computed, attentions = result["computed"], shared["attentions"]
-        row["comm_ms"] = comm_per_step(shared["comm"][side], computed, args.steps, attentions)
+        row["comm_ms"] = comm_per_step(shared["comm"][size], computed, args.steps, attentions)
     table.add(row, result["output"])
 
 

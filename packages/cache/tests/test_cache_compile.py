@@ -70,3 +70,57 @@ def test_regionally_compiled_blocks_have_no_graph_break():
     explanation = torch._dynamo.explain(module)(*args, **kwargs)
     assert explanation.graph_break_count == 0
     assert explanation.graph_count == 1
+
+
+@pytest.mark.parametrize("policy", ["static", "dynamic"])
+def test_regional_compile_no_recompile_after_first_request(policy):
+    """Blocks compiled one by one (``block.compile()``), the cache's decisions made per step:
+    the first request compiles the graphs the uncached model compiles and breaks nothing;
+    later requests, with the same decisions, compile nothing."""
+    from ditkit_testing.parallel_cases import tiny_flux_case
+
+    def compile_blocks(model):
+        for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
+            block.compile()
+
+    counters = torch._dynamo.utils.counters
+    torch._dynamo.reset()
+    counters.clear()
+    model, kwargs = tiny_flux_case(heads=4, num_layers=3, num_single_layers=3)
+    compile_blocks(model)
+    with torch.no_grad():
+        model(**kwargs)
+    uncached_graphs = counters["stats"]["unique_graphs"]  # diffusers' Flux: 3 (see below)
+
+    torch._dynamo.reset()
+    model, kwargs = tiny_flux_case(heads=4, num_layers=3, num_single_layers=3)
+    steps = 8
+    options = {"Fn_compute_blocks": 1, "Bn_compute_blocks": 0, "enable_separate_cfg": False}
+    if policy == "static":
+        mask = dc.steps_mask(mask_policy="fast", total_steps=steps)
+        options.update(steps_computation_mask=mask, steps_computation_policy="static")
+    else:
+        options.update(residual_diff_threshold=0.5, max_warmup_steps=2)
+    dc.enable_cache(model, dc.DBCacheConfig(num_inference_steps=steps, **options))
+    compile_blocks(model)
+    requests = []
+    with torch.no_grad():
+        for _ in range(3):
+            counters.clear()
+            dc.refresh_context(model)
+            x = kwargs["hidden_states"]
+            for i in range(steps):
+                step = dict(kwargs, hidden_states=x, timestep=torch.tensor([1.0 - i / steps]))
+                x = x - model(**step, return_dict=False)[0] / steps
+            cached = dc.summary(model, logging=False)[0].cached_steps
+            graphs = counters["stats"].get("unique_graphs", 0)
+            requests.append((graphs, sum(counters["graph_break"].values()), list(cached), x))
+    first, *later = requests
+    # as many graphs as without the cache: one per block kind, and one more because the first
+    # single block's input has other strides than the next ones' (diffusers' Flux)
+    assert first[0] == uncached_graphs
+    assert first[1] == 0
+    assert first[2], "the config must cache some steps"
+    for graphs, breaks, cached, out in later:
+        assert (graphs, breaks, cached) == (0, 0, first[2])
+        assert torch.equal(out, first[3])

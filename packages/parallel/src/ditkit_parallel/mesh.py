@@ -56,16 +56,19 @@ class SeqLenTable:
     the call site (the attention layer) and the global shapes, or call :meth:`reset` on all
     ranks whenever the global shapes change. A key seen again with other local lengths raises.
 
-    ``exchanges`` counts the all-gathers done, for tests and diagnostics.
+    ``exchanges`` counts the all-gathers done, for tests and diagnostics; ``generation``
+    counts the resets (what was learnt before a reset must be learnt again).
     """
 
     def __init__(self) -> None:
         self._table: dict[Hashable, tuple[int, int, tuple[int, ...], tuple[int, ...]]] = {}
         self.exchanges = 0
+        self.generation = 0
 
     def reset(self) -> None:
         """Forget every key (call on all ranks together when global shapes change)."""
         self._table.clear()
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._table)

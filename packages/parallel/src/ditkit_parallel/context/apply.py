@@ -27,7 +27,7 @@ from ditkit_interfaces import ConfigError, ParallelismConfig
 
 from . import processors as _processors  # noqa: F401  (registers the replacements)
 from .async_qkv import ASYNC_PROCESSORS
-from .hooks import ForwardState, install_plan_hooks
+from .hooks import ForwardState, install_plan_hooks, site_label
 from .plan import CPPlan, matches_path
 from .registry import resolve_cp_plan
 from .routing import (
@@ -38,6 +38,7 @@ from .routing import (
     uninstall_router,
 )
 from .sharding import split_piece
+from .warmup import EagerFirstForward, install_eager_first_forward
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -63,6 +64,7 @@ class ContextParallelHandle:
         self.marked: list[tuple[Any, Any]] = []  # (processor, previous instance value)
         self.replaced: list[tuple[torch.nn.Module, Any]] = []  # (attention module, processor)
         self.routers: list[ModuleType] = []
+        self.eager_first: EagerFirstForward | None = None
         self.saved_attrs: dict[str, Any] = {}
         self.active = False
 
@@ -128,10 +130,23 @@ def _use_async(config: Any, mesh: CPMesh) -> bool:
 
 
 def _route_processors(handle: ContextParallelHandle, use_async: bool) -> None:
-    """Mark, replace or reject every attention processor the plan routes."""
+    """Mark, replace or reject every attention processor the plan routes.
+
+    Routes are shared by site label (block indices as ``*``): the blocks of one kind see the
+    same layout, so they share one length-table entry, and ``torch.compile`` (regional) traces
+    one graph per block kind instead of one per block.
+    """
     patterns = handle.plan.attention
-    routes: dict[int, ContextParallelRoute] = {}  # one per processor object
+    routes: dict[str, ContextParallelRoute] = {}  # one per site label
+    marked: set[int] = set()  # processor objects already given their route
     owner = id(handle)
+
+    def route_for(path: str) -> ContextParallelRoute:
+        label = site_label(path)
+        if label not in routes:
+            routes[label] = ContextParallelRoute(handle.mesh, handle.state, label)
+        return routes[label]
+
     for path, module in handle.transformer.named_modules():
         processor = getattr(module, "processor", None)
         if processor is None or not callable(processor):
@@ -142,8 +157,7 @@ def _route_processors(handle: ContextParallelHandle, use_async: bool) -> None:
         factory = factory or PROCESSOR_REPLACEMENTS.get(processor)
         if factory is not None:
             handle.replaced.append((module, processor))
-            route = ContextParallelRoute(handle.mesh, handle.state, path)
-            module.processor = factory(processor, route)
+            module.processor = factory(processor, route_for(path))
             continue
         target = processor_module(processor)
         if not hasattr(processor, "_parallel_config") or target is None:
@@ -155,10 +169,10 @@ def _route_processors(handle: ContextParallelHandle, use_async: bool) -> None:
                 fix="list the attention modules to route in CPPlan(attention=...) or set a "
                 "diffusers attention processor",
             )
-        if id(processor) not in routes:
-            routes[id(processor)] = ContextParallelRoute(handle.mesh, handle.state, path)
+        if id(processor) not in marked:
+            marked.add(id(processor))
             handle.marked.append((processor, processor.__dict__.get("_parallel_config", _MISSING)))
-            processor.__dict__["_parallel_config"] = routes[id(processor)]
+            processor.__dict__["_parallel_config"] = route_for(path)
         if target not in handle.routers:
             install_router(target, owner)
             handle.routers.append(target)
@@ -216,6 +230,8 @@ def enable_context_parallel(
     try:
         _route_processors(handle, _use_async(config, mesh))
         handle.hooks = install_plan_hooks(transformer, plan, handle.state)
+        handle.eager_first, eager_hooks = install_eager_first_forward(transformer, handle.state)
+        handle.hooks += eager_hooks
     except BaseException:
         handle.remove()
         raise

@@ -183,7 +183,7 @@ class _ModuleHooks:
             return x
         n = x.shape[gather.dim]
         # the key is derived from full lengths, so every rank hits or misses the table together
-        key = ("gather", self.path, x.ndim, self.state.signature())
+        key = ("gather", self.site, x.ndim, self.state.signature())
         lengths, _ = mesh.seq_lens.lengths(n, n, mesh.cp_group, key=key)
         return all_gather_uneven(x, lengths, gather.dim, mesh.cp_group)
 

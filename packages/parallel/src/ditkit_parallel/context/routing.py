@@ -53,7 +53,8 @@ class ContextParallelRoute:
     Args:
         mesh: this rank's :class:`~ditkit_parallel.mesh.CPMesh`.
         state: the transformer's :class:`~.hooks.ForwardState` (full lengths of this forward).
-        site: the attention module's path; with the full lengths it keys the length table, so
+        site: the attention module's site label (its path with block indices as ``*``: one
+            route serves every block of a kind); with the full lengths it keys the length table, so
             every rank hits or misses it together (local lengths alone can collide: 17 and 18
             tokens over 2 ranks both give rank 0 nine).
         attention: ``fn(q, k, v, attn_mask, dropout_p, is_causal, scale, *, mesh, seq_key)``
