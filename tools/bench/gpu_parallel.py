@@ -21,10 +21,12 @@ Ulysses floor ``single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden; "floor f
 measured). Phases: eager, then (``--compile``) ``block.compile()`` on each block.
 
 Modes (N = world size): single, ulysses (N), ring (N), tp (N), ulysses_async, ulysses_fp8, usp
-(Ulysses 2 x Ring N/2), tp_ulysses (TP 2 x Ulysses N/2). Caches: none, static_fast (DBCache F1B0,
-static "fast" mask), dynamic (F1B0 at ``--threshold``). For CP modes the cache is enabled before
-``enable_parallelism`` with a ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does),
-and both are undone after each row; the TP models (tp, tp_ulysses) are built and parallelized
+(Ulysses 2 x Ring N/2), tp_ulysses (TP 2 x Ulysses N/2), ring_allgather / usp_allgather (K/V
+gathered instead of rotated), ulysses_chunks2 / ulysses_chunks4 (heads in 2 or 4 chunks).
+Caches: none, static_fast (DBCache F1B0, static "fast" mask), dynamic (F1B0 at
+``--threshold``). For CP modes the cache is enabled before ``enable_parallelism`` with a
+``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does), and both are undone after each
+row; the TP models (tp, tp_ulysses) are built and parallelized
 once (TP cannot be undone) and cached per row. ``--tiny``: tiny fp32 models on the CPU with gloo
 (perf_counter for CUDA events).
 """
@@ -60,6 +62,8 @@ MODES = {  # world size -> ParallelismConfig options
     "ulysses_async": lambda n: {"ulysses_size": n, "ulysses_async": True},
     "ulysses_fp8": lambda n: {"ulysses_size": n, "ulysses_float8": True},
     "usp": lambda n: {"ulysses_size": 2, "ring_size": n // 2},
+    "ulysses_chunks2": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 2},
+    "ulysses_chunks4": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 4},
     "ring_allgather": lambda n: {"ring_size": n, "ring_rotate_method": "allgather"},
     "usp_allgather": lambda n: {
         "ulysses_size": 2,

@@ -73,6 +73,7 @@ def test_size_one_is_not_an_error_but_disabled():
         (dict(ulysses_size=0), "ulysses_size"),
         (dict(tp_size=1.5), "tp_size"),
         (dict(ring_rotate_method="ring"), "ring_rotate_method"),
+        (dict(ulysses_size=2, ulysses_head_chunks=0), "ulysses_head_chunks"),
         (dict(backend="mpi"), "backend"),
         (dict(extra_parallel_modules="vae"), "extra_parallel_modules"),
         (dict(parallel_kwargs={"not_a_field": 1}), "parallel_kwargs"),

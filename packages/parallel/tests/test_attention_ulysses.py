@@ -1,4 +1,5 @@
-"""Ulysses attention on 4 gloo ranks (and on two 2-rank sub-groups of them) vs one-process SDPA.
+"""Ulysses attention on 4 gloo ranks (and on two 2-rank sub-groups of them) vs one-process SDPA,
+plain and in head chunks (``ulysses_head_chunks=2``).
 
 One spawned run covers every case; the test asserts each rank's error. Relative error is
 ``(out - ref).abs().max() / ref.abs().max()`` with ``ref`` the single-process SDPA on the full
@@ -61,6 +62,17 @@ def _length_exchanges(mesh: CPMesh) -> dict:
     }
 
 
+# head chunks (ulysses_head_chunks=2): 8 heads split on 4 ranks x 2 chunks and on 2 x 2; the
+# 5-head case cannot be chunked and takes the plain path
+CHUNKED_CASES = {
+    "uneven_seq": (2, 13, 13, 8, 8, None),
+    "cross_attention": (2, 13, 7, 8, 8, None),
+    "bool_mask": (2, 13, 11, 8, 8, "bool"),
+    "float_mask": (1, 14, 14, 8, 8, "float"),
+    "not_divisible": (2, 13, 13, 5, 5, None),
+}
+
+
 def _ulysses_worker(rank: int, world_size: int) -> dict:
     results: dict = {}
     world = build_cp_mesh(ParallelismConfig(ulysses_size=4))
@@ -69,6 +81,25 @@ def _ulysses_worker(rank: int, world_size: int) -> dict:
     for label, mesh in (("u4", world), ("u2", half)):
         for name, case in CASES.items():
             results[f"{label}/{name}"] = _run_case(mesh, case)
+    chunked = {
+        "c4": build_cp_mesh(ParallelismConfig(ulysses_size=4, ulysses_head_chunks=2)),
+        "c2": build_cp_mesh(
+            ParallelismConfig(ulysses_size=2, ulysses_head_chunks=2), group=halves[rank // 2]
+        ),
+    }
+    from ditkit_parallel.attention import ulysses
+
+    taken = []
+    plain_chunked = ulysses.chunked_head_shards
+    ulysses.chunked_head_shards = lambda *a, **k: taken.append(1) or plain_chunked(*a, **k)
+    try:
+        for label, mesh in chunked.items():
+            for name, case in CHUNKED_CASES.items():
+                before = len(taken)
+                results[f"{label}/{name}"] = _run_case(mesh, case)
+                results[f"chunked_path {label}:{name}"] = len(taken) > before
+    finally:
+        ulysses.chunked_head_shards = plain_chunked
     results["exchanges"] = _length_exchanges(world)
     results["layout"] = (world.ulysses_rank, world.ring_size, half.cp_rank, half.ulysses_size)
     return results
@@ -82,7 +113,7 @@ def ranks() -> list:
 def test_ulysses_matches_single_process_sdpa_in_every_case(ranks):
     for rank, results in enumerate(ranks):
         count, bad = case_errors(results, TOL)
-        assert count == 2 * len(CASES)
+        assert count == 2 * len(CASES) + 2 * len(CHUNKED_CASES)
         assert not bad, f"rank {rank}: relative error above {TOL}: {bad}"
         assert results["layout"] == (rank, 1, rank % 2, 2)
 
@@ -94,3 +125,10 @@ def test_ulysses_length_exchange_happens_once_per_key_and_every_call_without_one
         assert ex["keyed_exchanges"] == 1  # three calls, one all-gather
         assert "first seen with local lengths" in ex["stale"]
         assert ex["unkeyed_exchanges"] == 3
+
+
+def test_head_chunks_take_the_chunked_path_when_heads_divide(ranks):
+    for results in ranks:
+        for label in ("c4", "c2"):
+            for name in CHUNKED_CASES:
+                assert results[f"chunked_path {label}:{name}"] == (name != "not_divisible")

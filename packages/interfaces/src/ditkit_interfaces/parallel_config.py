@@ -68,6 +68,9 @@ class ParallelismConfig(ConfigBase):
             without it; cache-dit refused it with ring_size > 1).
         ulysses_float8 (`bool`): FP8 all-to-all for Q, V and O.
         ulysses_async (`bool`): overlap the QKV projections with the all-to-all.
+        ulysses_head_chunks (`int`, defaults to 1; ditkit only): attend in this many groups of
+            heads, each group's all-to-alls overlapping another group's attention (used when
+            every rank's head count divides by it; 1 = one all-to-all per tensor).
         ring_rotate_method (`str`, defaults to `"p2p"`): how K/V travel around the ring:
             ``"p2p"`` (rotate the shards) or ``"allgather"`` (gather all K/V once).
         ring_convert_to_fp32 (`bool`, defaults to `True`): merge ring partials in float32.
@@ -102,6 +105,7 @@ class ParallelismConfig(ConfigBase):
     ulysses_anything: bool = False
     ulysses_float8: bool = False
     ulysses_async: bool = False
+    ulysses_head_chunks: int = 1
     extra_parallel_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     ring_rotate_method: str = "p2p"
     ring_convert_to_fp32: bool = True
@@ -151,6 +155,7 @@ class ParallelismConfig(ConfigBase):
     def validate(self) -> None:
         for size in ("ulysses_size", "ring_size", "tp_size", "ray_num_workers"):
             check_int(self, size, minimum=1)
+        check_int(self, "ulysses_head_chunks", minimum=1)
         check_int(self, "ray_master_port", minimum=0)
         check_choice(self, "ring_rotate_method", ("p2p", "allgather"))
         check_choice(self, "ray_transfer_backend", ("auto", "file", "object_store"))

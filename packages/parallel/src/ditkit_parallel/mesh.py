@@ -133,6 +133,8 @@ class CPMesh:
         anything: ulysses_anything was asked for. Uneven sequence lengths and head counts are
             handled in every mode, so this flag changes nothing in the attention.
         float8: Q, V and O cross the Ulysses all-to-all in float8_e4m3fn (K stays).
+        head_chunks: Ulysses attends in this many groups of heads, overlapping each group's
+            all-to-alls with another group's attention (see ``attention/chunked.py``).
         ring_convert_to_fp32: merge the ring partial outputs in float32.
         ring_rotate_method: ``"p2p"`` (rotate K/V shards) or ``"allgather"`` (gather all once).
         meta_group: a gloo group over the cp ranks for the length exchange when ``cp_group``
@@ -151,6 +153,7 @@ class CPMesh:
     cp_rank: int
     anything: bool = False
     float8: bool = False
+    head_chunks: int = 1
     ring_convert_to_fp32: bool = True
     ring_rotate_method: str = "p2p"
     meta_group: ProcessGroup | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -289,6 +292,7 @@ def build_cp_mesh(
         cp_rank=cp_rank,
         anything=bool(config.ulysses_anything),
         float8=bool(config.ulysses_float8),
+        head_chunks=int(getattr(config, "ulysses_head_chunks", 1) or 1),
         ring_convert_to_fp32=bool(config.ring_convert_to_fp32),
         ring_rotate_method=method,
         meta_group=meta_group,

@@ -24,6 +24,7 @@ from torch.distributed import ProcessGroup
 
 from ..comm import all_gather_uneven, all_to_all_heads_to_seq, all_to_all_seq_to_heads, wait
 from ..mesh import CPMesh
+from .chunked import can_chunk, chunked_head_shards
 from .fp8 import fp8_all_to_all_heads_to_seq, fp8_all_to_all_seq_to_heads
 from .local import sdpa
 
@@ -120,10 +121,24 @@ def around_head_shards(
 
     ``attend(shards)`` returns ``(B, sum(q_lens), H_r, D)``; it is not called on a rank that
     holds no heads (fewer heads than ranks), which sends zeros back instead. ``q_lens`` and
-    ``kv_lens`` are the local lengths of the Ulysses group's ranks.
+    ``kv_lens`` are the local lengths of the Ulysses group's ranks. With ``mesh.head_chunks``
+    above 1 (and heads that divide), the heads go in chunks whose all-to-alls overlap the
+    other chunks' attention (:mod:`.chunked`).
     """
     group, rank = mesh.ulysses_group, mesh.ulysses_rank
     assert group is not None, "Ulysses attention needs mesh.ulysses_size > 1"
+    if can_chunk(query.shape[2], key.shape[2], mesh.ulysses_size, mesh.head_chunks):
+        return chunked_head_shards(
+            query,
+            key,
+            value,
+            key_mask,
+            attend,
+            mesh=mesh,
+            q_lens=q_lens,
+            kv_lens=kv_lens,
+            make_shards=UlyssesShards,
+        )
     shards = scatter_heads(
         query,
         key,
