@@ -1,7 +1,8 @@
 """Regional ``torch.compile`` of a context-parallel transformer: whole graphs, no recompiles.
 
 On 2 gloo ranks, tiny Flux (2 double + 2 single blocks, 3 heads, 25 + 7 tokens: uneven) under
-Ulysses-2 and async QKV, every block compiled with ``block.compile()`` as users do:
+Ulysses-2, async QKV and Ring-2 (P2P rotation, which compiles as the all-gather one), every
+block compiled with ``block.compile()`` as users do:
 
 - the first forward of the layout runs eagerly (it fills the length table), so dynamo never
   traces the length exchange: 0 graph breaks, and no exchange in later forwards;
@@ -57,13 +58,18 @@ def _worker(rank: int, world_size: int) -> dict[str, Any]:
     _compile_blocks(model)
     _, results["single_graphs"], _ = _graphs_and_breaks(model, kwargs)
 
-    for name, options in (("ulysses", {}), ("async", {"ulysses_async": True})):
+    modes = {
+        "ulysses": {"ulysses_size": 2},
+        "async": {"ulysses_size": 2, "ulysses_async": True},
+        "ring_p2p": {"ring_size": 2},  # traced as the all-gather rotation
+    }
+    for name, options in modes.items():
         torch._dynamo.reset()
         model, kwargs = tiny_flux_case(**case)
-        handle = enable_context_parallel(model, ParallelismConfig(ulysses_size=2, **options))
+        handle = enable_context_parallel(model, ParallelismConfig(**options))
         eager = _forward(model, kwargs)
         disable_context_parallel(model)
-        handle = enable_context_parallel(model, ParallelismConfig(ulysses_size=2, **options))
+        handle = enable_context_parallel(model, ParallelismConfig(**options))
         _compile_blocks(model)
         first = _forward(model, kwargs)  # a new layout: runs eagerly, fills the table
         exchanges = handle.mesh.seq_lens.exchanges
@@ -94,7 +100,7 @@ def ranks() -> list[dict[str, Any]]:
     return run_distributed(_worker, 2)
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async"])
+@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p"])
 def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
     for results in ranks:
         r = results[mode]
@@ -107,7 +113,7 @@ def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
         assert r["exchanges_after_first"] == 0
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async"])
+@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p"])
 def test_first_forward_of_each_layout_runs_eagerly(ranks, mode):
     for results in ranks:
         assert results[mode]["eager_forwards"] == 1  # the first forward after compiling
