@@ -414,6 +414,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of --compile/--no-eager; cudagraph = compiled blocks + one CUDA graph "
         "per transformer call (cache none only)",
     )
+    parser.add_argument(
+        "--overlap-comms",
+        action="store_true",
+        help="inductor's sink_waits and raise_comms passes (waits as late, collectives as early "
+        "as the graph allows)",
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.6, help="dynamic cache")
@@ -441,6 +447,11 @@ def run(bench: Bench, args: argparse.Namespace, sizes: list[str], phases: list[s
     from ditkit_parallel import enable_parallelism
 
     torch.backends.cuda.matmul.allow_tf32 = True
+    if args.overlap_comms:
+        import torch._inductor.config as inductor
+
+        inductor.reorder_for_compute_comm_overlap = True
+        inductor.reorder_for_compute_comm_overlap_passes = ["sink_waits", "raise_comms"]
     for name in ("recompile_limit", "cache_size_limit"):  # one entry per mode x cache wrapper
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 64)
@@ -476,6 +487,7 @@ def run(bench: Bench, args: argparse.Namespace, sizes: list[str], phases: list[s
         "fp32_ok": all(v < FP32_TOL for v in fp32.values()),
         "weights_identical": identical,
         "comm_ms": comm,
+        "overlap_comms": args.overlap_comms,
     }
     table = Table(args, meta)
     log(Table.HEADER)
