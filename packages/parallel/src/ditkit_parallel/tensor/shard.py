@@ -9,7 +9,8 @@ each linear is laid out: the :class:`~.layout.ShardLayout` of its sharded dimens
    :func:`~.apply.gather_full_state_dict` can undo it;
 2. calls ``parallelize_module`` with ``ColwiseParallel`` / ``RowwiseParallel`` (AdaLN
    modulations: ``ColwiseParallel(output_layouts=Replicate())``), so every block input and
-   output stays a plain, replicated tensor;
+   output stays a plain, replicated tensor, then gives each sharded linear an eager forward on
+   its local shards (:mod:`.local`; the DTensor path still runs under ``torch.compile``);
 3. rescales the head-count attributes the attention processors reshape with;
 4. swaps RMSNorms over all heads for :class:`~.norms.ShardedRMSNorm`;
 5. hooks ``head_outputs`` (e.g. LTX's rotary embedding over all heads) to keep the rank's slice.
@@ -30,6 +31,7 @@ from torch.distributed.tensor import Replicate
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
 from .layout import ShardLayout, relayout
+from .local import hook_keys, localize
 from .norms import ShardedRMSNorm, is_rms_norm, norm_width
 from .plan import (
     ATTENTION_ATTRS,
@@ -304,7 +306,11 @@ def shard_transformer(
         for shard in block_shards:
             _prepare(shard)
         styles = {s.path[len(path) + 1 :]: s.torch_style() for s in block_shards if s.layout}
+        before = {id(s.module): hook_keys(s.module) for s in block_shards if s.layout}
         parallelize_module(block, mesh, styles, src_data_rank=src_data_rank)
+        for shard in block_shards:
+            if shard.layout is not None:
+                localize(shard.module, shard.style, mesh, before[id(shard.module)])
         _rescale_attrs(block, block_plan, geometry)
         _shard_norms(block, block_plan, geometry, mesh, src_data_rank)
         shards.extend(block_shards)
