@@ -18,7 +18,10 @@ eager uncached one, and of the final latents against "single". First: the weight
 identical on every rank (else rank 0's are broadcast), an fp32 tiny Flux must equal one process
 within 1e-5 in each mode (TF32 off), and an ``all_to_all_single`` microbenchmark gives the
 Ulysses floor ``single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden; "floor frac" is floor /
-measured). Phases: eager, then (``--compile``) ``block.compile()`` on each block.
+measured). Phases (``--phases``, or ``--compile`` / ``--no-eager``): eager; compiled
+(``block.compile()`` on each block); cudagraph (compiled blocks, and each transformer call
+replayed as one CUDA graph, ``bench_models.GraphedCall``; cache "none" only).
+``--overlap-comms`` turns on inductor's sink_waits/raise_comms passes.
 
 Modes (N = world size): single, ulysses (N), ring (N), tp (N), ulysses_async, ulysses_fp8, usp
 (Ulysses 2 x Ring N/2), tp_ulysses (TP 2 x Ulysses N/2), ring_allgather / usp_allgather (K/V
@@ -26,8 +29,8 @@ gathered instead of rotated), ulysses_chunks2 / ulysses_chunks4 (heads in 2 or 4
 Caches: none, static_fast (DBCache F1B0, static "fast" mask), dynamic (F1B0 at
 ``--threshold``). For CP modes the cache is enabled before ``enable_parallelism`` with a
 ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does), and both are undone after each
-row; the TP models (tp, tp_ulysses) are built and parallelized
-once (TP cannot be undone) and cached per row. ``--tiny``: tiny fp32 models on the CPU with gloo
+row; the TP models (tp, tp_ulysses) are built and parallelized once (TP cannot be undone) and
+cached per row. ``--tiny``: tiny fp32 models on the CPU with gloo
 (perf_counter for CUDA events).
 """
 
