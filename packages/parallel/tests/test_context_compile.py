@@ -22,7 +22,7 @@ import torch
 from ditkit_interfaces import ParallelismConfig
 from ditkit_parallel.context import disable_context_parallel, enable_context_parallel
 from ditkit_parallel.launch import run_distributed
-from ditkit_testing.parallel_cases import rel_error, tiny_flux_case
+from ditkit_testing.parallel_cases import rel_error, tiny_flux_case, unzero
 
 # spawned processes: in CI's `all` session (slow), not the package session
 pytestmark = pytest.mark.slow
@@ -92,6 +92,25 @@ def _worker(rank: int, world_size: int) -> dict[str, Any]:
             "eager_new_layout": handle.eager_first.eager_forwards - eager_before,
         }
         disable_context_parallel(model)
+
+    # Wan's plan splits inside the blocks: nothing is recorded before they run, so the layout
+    # key needs the input shapes; a new resolution must run its first forward eagerly too
+    from ditkit_testing import build_tiny_transformer
+
+    torch._dynamo.reset()
+    wan = unzero(build_tiny_transformer("wan", seed=0))
+    handle = enable_context_parallel(wan, ParallelismConfig(ulysses_size=2))
+    for block in wan.blocks:
+        block.compile()
+    text = torch.randn(1, 7, 32)
+    shapes = [(1, 16, 1, 6, 10), (1, 16, 1, 6, 10), (1, 16, 1, 8, 10), (1, 16, 1, 8, 10)]
+    counts = []
+    for shape in shapes:
+        call = dict(hidden_states=torch.randn(shape), encoder_hidden_states=text)
+        _forward(wan, dict(call, timestep=torch.tensor([0.6])))
+        counts.append(handle.eager_first.eager_forwards)
+    results["wan_eager_forwards"] = counts
+    disable_context_parallel(wan)
     return results
 
 
@@ -118,3 +137,8 @@ def test_first_forward_of_each_layout_runs_eagerly(ranks, mode):
     for results in ranks:
         assert results[mode]["eager_forwards"] == 1  # the first forward after compiling
         assert results[mode]["eager_new_layout"] == 1
+
+
+def test_a_new_resolution_runs_eagerly_when_the_plan_splits_inside_blocks(ranks):
+    for results in ranks:
+        assert results["wan_eager_forwards"] == [1, 1, 2, 2]

@@ -9,10 +9,12 @@ break after the table is full — every block then runs as several graphs with P
 them (measured on 2×H200: 1024² Ulysses-2 compiled at 0.66 of its floor).
 
 So a parallelized transformer's forward checks, after its inputs are split, whether this
-layout (the :class:`~.hooks.ForwardState` signature) has been seen since the table's last
-reset. If not, that one forward runs under ``torch.compiler.set_stance("force_eager")``: the
-table fills eagerly, and the next forward compiles with every lookup a hit — no graph break,
-no exchange, one graph per block. Eager users pay nothing but a set lookup per forward.
+layout (the shapes of its tensor inputs and the :class:`~.hooks.ForwardState` signature; plans
+that split inside the blocks record nothing before the blocks run) has been seen since the
+table's last reset. If not, that one forward runs under
+``torch.compiler.set_stance("force_eager")``: the table fills eagerly, and the next forward
+compiles with every lookup a hit — no graph break, no exchange, one graph per block. Eager
+users pay a set lookup per forward.
 
 When the transformer itself is inside the compiled region (``torch.compile(transformer)``),
 the hooks are traced and cannot change the stance; run one forward before compiling there
@@ -37,18 +39,23 @@ class EagerFirstForward:
 
     def __init__(self, state: ForwardState) -> None:
         self.state = state
-        self.seen: set[tuple[int, Any]] = set()  # (table generation, signature)
-        self.pending: tuple[Any, tuple[int, Any]] | None = None  # (stance context, layout)
+        self.seen: set[tuple[Any, ...]] = set()  # (table generation, input shapes, signature)
+        self.pending: tuple[Any, tuple[Any, ...]] | None = None  # (stance context, layout)
         self.eager_forwards = 0  # for tests and diagnostics
 
-    def _layout(self) -> tuple[int, Any]:
-        return (self.state.mesh.seq_lens.generation, self.state.signature())
+    def _layout(self, args: tuple, kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        shapes = tuple(
+            (name, tuple(value.shape))
+            for name, value in [*enumerate(args), *kwargs.items()]
+            if isinstance(value, torch.Tensor)
+        )
+        return (self.state.mesh.seq_lens.generation, shapes, self.state.signature())
 
-    def before(self, module: torch.nn.Module, args: tuple) -> None:
+    def before(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
         """Forward pre-hook, after the split hooks: force eager on an unseen layout."""
         if self.pending is not None or torch.compiler.is_compiling():
             return
-        layout = self._layout()
+        layout = self._layout(args, kwargs)
         if layout in self.seen:
             return
         stance = torch.compiler.set_stance("force_eager")
@@ -73,7 +80,7 @@ def install_eager_first_forward(
     """Register the check as the transformer's last pre-hook; return it and its handles."""
     guard = EagerFirstForward(state)
     handles = [
-        transformer.register_forward_pre_hook(guard.before),
+        transformer.register_forward_pre_hook(guard.before, with_kwargs=True),
         transformer.register_forward_hook(guard.after, always_call=True),
     ]
     return guard, handles
