@@ -57,14 +57,10 @@ def chunked_head_shards(
     mesh: CPMesh,
     q_lens: Sequence[int],
     kv_lens: Sequence[int],
-    make_shards: Callable[..., object],
 ) -> torch.Tensor:
-    """The chunked form of :func:`~.ulysses.around_head_shards` (same arguments and result).
-
-    ``make_shards(q, k, v, mask)`` builds the :class:`~.ulysses.UlyssesShards` that ``attend``
-    takes; ``key_mask`` is this rank's key-padding mask, gathered once for all chunks.
-    """
-    from .ulysses import gather_key_mask  # (ulysses imports this module)
+    """The chunked form of :func:`~.ulysses.around_head_shards` (same arguments and result);
+    ``key_mask`` is this rank's key-padding mask, gathered once for all chunks."""
+    from .ulysses import UlyssesShards, gather_key_mask  # (ulysses imports this module)
 
     group, rank, ranks = mesh.ulysses_group, mesh.ulysses_rank, mesh.ulysses_size
     assert group is not None
@@ -81,7 +77,7 @@ def chunked_head_shards(
     heads_per_chunk = query.shape[2] // chunks
     outputs = []
     for q, k, v in in_flight:
-        out = attend(make_shards(wait(q), wait(k), wait(v), mask))
+        out = attend(UlyssesShards(wait(q), wait(k), wait(v), mask))
         outputs.append(back(out, q_lens, heads_per_chunk, rank, group))  # overlaps the next
     pieces = [wait(o).unflatten(2, (ranks, heads_per_chunk // ranks)) for o in outputs]
     return torch.stack(pieces, dim=3).flatten(2, 4)

@@ -137,7 +137,6 @@ def around_head_shards(
             mesh=mesh,
             q_lens=q_lens,
             kv_lens=kv_lens,
-            make_shards=UlyssesShards,
         )
     shards = scatter_heads(
         query,
