@@ -17,7 +17,8 @@ rank's plain shards and does the one collective the style needs itself:
 
 While compiling it calls the DTensor path exactly as ``parallelize_module`` set it up, so the
 compiled graphs are the ones measured before. The local shards are views of the DTensors'
-local tensors, taken once (no copy).
+local tensors, taken once (no copy): in-place weight loads (``copy_``, ``load_state_dict``)
+reach them, replacing a parameter object afterwards does not (reload a TP model instead).
 """
 
 from __future__ import annotations
