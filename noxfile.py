@@ -50,6 +50,16 @@ def _pytest(session: nox.Session, *args: str) -> None:
     session.run("python", "-m", "pytest", *args, *session.posargs)
 
 
+def _drop_venv(session: nox.Session) -> None:
+    """Delete a one-shot session's venv once it has run (each holds its own torch, about 1.3 GB:
+    eleven of them filled the CI disk). ``DITKIT_KEEP_NOX_VENVS=1`` keeps them for debugging."""
+    if os.environ.get("DITKIT_KEEP_NOX_VENVS") == "1":
+        return
+    location = getattr(session.virtualenv, "location", None)
+    if location and Path(location).is_dir():
+        shutil.rmtree(location, ignore_errors=True)
+
+
 @nox.session(reuse_venv=True)
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the lockstep version / sibling pin check."""
@@ -66,11 +76,14 @@ def tests(session: nox.Session, package: str) -> None:
     folder = ROOT / "packages" / package
     siblings = [] if package == "interfaces" else ["interfaces", *TEST_SIBLINGS.get(package, [])]
     paths = [str(ROOT / "packages" / s) for s in siblings]
-    _install(session, "pytest", *paths, f"{folder}[test]")
-    if package == "interfaces":  # its promise: no torch, no heavy dependency at all
-        no_torch = "import importlib.util as u; assert u.find_spec('torch') is None"
-        session.run("python", "-c", no_torch)
-    _pytest(session, str(folder / "tests"), "-m", NOT_SLOW)
+    try:
+        _install(session, "pytest", *paths, f"{folder}[test]")
+        if package == "interfaces":  # its promise: no torch, no heavy dependency at all
+            no_torch = "import importlib.util as u; assert u.find_spec('torch') is None"
+            session.run("python", "-c", no_torch)
+        _pytest(session, str(folder / "tests"), "-m", NOT_SLOW)
+    finally:
+        _drop_venv(session)
 
 
 @nox.session(name="all")
@@ -82,10 +95,13 @@ def all_packages(session: nox.Session) -> None:
     folders = [str(ROOT / "packages" / p) for p in PACKAGES]
     session.run("pip", "wheel", "--no-deps", "-q", "-w", str(WHEELHOUSE), *folders)
     wheels = sorted(f"{w}[test]" for w in WHEELHOUSE.glob("*.whl"))  # with their test extras
-    _install(session, "pytest", *wheels)
-    session.env["DITKIT_WHEELHOUSE"] = str(WHEELHOUSE)
-    tests = [str(ROOT / "packages" / p / "tests") for p in PACKAGES]
-    _pytest(session, *tests, str(ROOT / "tools" / "tests"), str(ROOT / "tests-integration"))
+    try:
+        _install(session, "pytest", *wheels)
+        session.env["DITKIT_WHEELHOUSE"] = str(WHEELHOUSE)
+        tests = [str(ROOT / "packages" / p / "tests") for p in PACKAGES]
+        _pytest(session, *tests, str(ROOT / "tools" / "tests"), str(ROOT / "tests-integration"))
+    finally:
+        _drop_venv(session)
 
 
 @nox.session(reuse_venv=True)
@@ -114,5 +130,8 @@ def kernels(session: nox.Session) -> None:
     shutil.rmtree(out, ignore_errors=True)
     session.run("pip", "wheel", "--no-deps", "-w", str(out), str(ROOT / "kernels-cu13"))
     wheel = str(next(out.glob("ditkit_kernels_cu13-*.whl")))
-    _install(session, "pytest", "torch", wheel)
-    _pytest(session, str(ROOT / "kernels-cu13" / "tests"))
+    try:
+        _install(session, "pytest", "torch", wheel)
+        _pytest(session, str(ROOT / "kernels-cu13" / "tests"))
+    finally:
+        _drop_venv(session)
