@@ -3,7 +3,8 @@
 A :class:`ModelSpec` builds its model (full size on the GPU, or a tiny fp32 one for CPU
 checks), makes inputs for a size, calls the transformer at a sigma (a ``(1,)`` tensor) and says
 what the Ulysses floor needs (tokens in the attention, heads, head dim, self-attention calls per
-step). :class:`GraphedCall` replays one whole transformer call as a CUDA graph.
+step).
+(The CUDA-graph phase of ``gpu_parallel.py`` uses ``ditkit.enable_cuda_graphs``.)
 
 - ``flux``: sizes are image sides in pixels (``1024`` = 4096 image + 512 text tokens; every
   attention is joint, all 57 are context-parallel);
@@ -191,37 +192,6 @@ MODELS = {
 }
 
 
-class GraphedCall:
-    """``spec.call`` captured once as a CUDA graph and replayed (uncached runs only: a cache's
-    per-step decisions would be frozen into the graph).
-
-    The first call warms up twice on a side stream and captures; every call copies the latents
-    and the sigma into the graph's static inputs and replays. One instance per input shape.
-    """
-
-    def __init__(self, spec: ModelSpec) -> None:
-        self.spec = spec
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.latents = self.sigma = self.output = None
-
-    def __call__(self, model, latents, sigma, data):
-        if self.graph is None:
-            self.latents, self.sigma = latents.clone(), sigma.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    self.spec.call(model, self.latents, self.sigma, data)
-            torch.cuda.current_stream().wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.output = self.spec.call(model, self.latents, self.sigma, data)
-        self.latents.copy_(latents)
-        self.sigma.copy_(sigma)
-        self.graph.replay()
-        return self.output.clone()
-
-
 def denoise(
     spec: ModelSpec,
     model: torch.nn.Module,
@@ -230,7 +200,7 @@ def denoise(
     call: Callable[..., torch.Tensor] | None = None,
 ) -> tuple:
     """One request: ``steps`` transformer calls with Euler updates; per-step CUDA events.
-    ``call`` replaces ``spec.call`` (e.g. a :class:`GraphedCall`)."""
+    ``call`` replaces ``spec.call``."""
     call = call or spec.call
     latents = data["latents"].clone()
     schedule = spec.schedule(steps, latents)
@@ -255,4 +225,4 @@ def first_velocity(spec: ModelSpec, model, data: dict[str, Any], steps: int) -> 
         return spec.call(model, latents, sigma, data)
 
 
-__all__ = ["MODELS", "GraphedCall", "ModelSpec", "denoise", "first_velocity", "wan_latent_shape"]
+__all__ = ["MODELS", "ModelSpec", "denoise", "first_velocity", "wan_latent_shape"]

@@ -20,7 +20,7 @@ within 1e-5 in each mode (TF32 off), and an ``all_to_all_single`` microbenchmark
 Ulysses floor ``single/2 + 4 * attentions * t_a2a(S*H*D/N)`` (unhidden; "floor frac" is floor /
 measured). Phases (``--phases``, or ``--compile`` / ``--no-eager``): eager; compiled
 (``block.compile()`` on each block); cudagraph (compiled blocks, and each transformer call
-replayed as one CUDA graph, ``bench_models.GraphedCall``; cache "none" only).
+replayed as one CUDA graph through ``ditkit.enable_cuda_graphs``; cache "none" only).
 ``--overlap-comms`` turns on inductor's sink_waits/raise_comms passes.
 
 Modes (N = world size): single, ulysses (N), ring (N), tp (N), ulysses_async, ulysses_fp8, usp
@@ -52,10 +52,11 @@ import torch
 import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in ("interfaces", "cache", "parallel")]
+PACKAGES = ("interfaces", "cache", "parallel", "ditkit")
+sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in PACKAGES]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_models import MODELS, GraphedCall, ModelSpec, denoise, first_velocity  # noqa: E402
+from bench_models import MODELS, ModelSpec, denoise, first_velocity  # noqa: E402
 
 MODES = {  # world size -> ParallelismConfig options
     "single": lambda n: {},
@@ -278,9 +279,25 @@ def measure(
 ):
     """Warm-up request, then ``args.repeats`` timed ones: per-step medians, output, peak.
     ``graphed``: every transformer call replays one CUDA graph (captured in the warm-up)."""
+    from ditkit.cuda_graphs import cuda_graph_stats, disable_cuda_graphs, enable_cuda_graphs
+
+    if graphed:  # the warm-up request's first two calls run eagerly, the third captures
+        enable_cuda_graphs(model, warmup_calls=2)
+    try:
+        result = _timed_requests(bench, model, data, args, cached)
+        if graphed:
+            stats = cuda_graph_stats(model)
+            if not stats["replays"] or stats["eager_calls"]:
+                raise RuntimeError(f"the CUDA-graph phase ran eagerly: {stats}")
+    finally:
+        if graphed:
+            disable_cuda_graphs(model)
+    return result
+
+
+def _timed_requests(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached):
     import ditkit_cache
 
-    call = GraphedCall(bench.spec) if graphed else None
     runs, walls, output = [], [], None
     for run in range(args.repeats + 1):
         if cached:
@@ -289,7 +306,7 @@ def measure(
         if run == 1 and bench.cuda:
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        output, events = denoise(bench.spec, model, data, args.steps, call)
+        output, events = denoise(bench.spec, model, data, args.steps)
         bench.sync()
         if run:
             walls.append(time.perf_counter() - start)

@@ -63,6 +63,10 @@ LOCAL: dict[str, str] = {
     "restore_compile_configs": "ditkit.compile_recipe",
     "compile_repeated_blocks": "ditkit.compile_recipe",
     "set_attn_backend": "ditkit.attention_backend",
+    "enable_cuda_graphs": "ditkit.cuda_graphs",
+    "disable_cuda_graphs": "ditkit.cuda_graphs",
+    "reset_cuda_graphs": "ditkit.cuda_graphs",
+    "cuda_graph_stats": "ditkit.cuda_graphs",
 }
 
 
