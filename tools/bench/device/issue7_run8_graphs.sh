@@ -1,0 +1,15 @@
+# issue 7/9 (nvidia-h100-x1, carry .whl): ditkit.enable_cuda_graphs on a real GPU.
+# (a) the gpu-marked unit test (real torch.cuda.CUDAGraph capture == eager, 4 replays);
+# (b) FLUX.1-dev-sized 1024², one GPU, 8-step requests: compiled vs compiled + CUDA graphs
+#     through the API (the bench raises if any call ran eagerly).
+# Expected wall time: ~3 min after startup.
+set -e
+source tools/bench/device/setup_gpu_env.sh
+nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader | head -1
+export PYTHONPATH=$PYTHONPATH:$(ls -d packages/*/src | tr '\n' ':')
+timeout 60 python3 -m pytest -q -p no:cacheprovider -m gpu -o addopts="" \
+  packages/ditkit/tests/test_cuda_graphs.py 2>&1 | tail -4 || true
+timeout 170 python3 -m torch.distributed.run --nproc-per-node=1 tools/bench/gpu_parallel.py \
+  --sizes 1024 --steps 8 --repeats 2 --modes single --phases compiled cudagraph --cache none \
+  --json $OUT/graphs_1024.json 2>&1 | tee $OUT/graphs_1024.log | filter
+echo "torchrun exit status: ${PIPESTATUS[0]}"
