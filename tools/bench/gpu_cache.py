@@ -19,6 +19,10 @@ forwards, which costs one recompile):
 Every row also has the GPU memory the cache holds after a run (``cache_mib``: allocated after the
 run, cache still enabled, minus allocated before enabling) and the run's peak above that start.
 
+``--compile-mode reduce-overhead`` compiles the blocks with inductor's CUDA graphs (one graph
+replay per block; the cache's Python runs between the blocks, so cached requests are graphed
+too); each transformer call then starts with ``torch.compiler.cudagraph_mark_step_begin()``.
+
 Printed as a Markdown table as it goes (an interrupted run leaves a partial table) and written to
 ``--json``. Per-step times are CUDA-event medians; run totals are wall medians with a final sync.
 Host syncs per run are counted with ``torch.cuda.set_sync_debug_mode("warn")``.
@@ -132,6 +136,8 @@ def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) ->
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             sigma = torch.full((1,), schedule[i], device=latents.device)
+            if MARK_STEPS:
+                torch.compiler.cudagraph_mark_step_begin()
             velocity = flux_call(model, latents, sigma, data)
             latents = latents + (schedule[i + 1] - schedule[i]) * velocity
             end.record()
@@ -249,9 +255,14 @@ def restore_blocks(model: torch.nn.Module) -> None:
     del model._bench_lists
 
 
-def compile_blocks(model: torch.nn.Module) -> None:
+MARK_STEPS = False  # set by --compile-mode reduce-overhead
+
+
+def compile_blocks(model: torch.nn.Module, mode: str | None = None) -> None:
+    global MARK_STEPS
+    MARK_STEPS = mode == "reduce-overhead"
     for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
-        block.compile()
+        block.compile(**({"mode": mode} if mode else {}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--library", choices=("ditkit", "cache_dit"), default="ditkit")
     parser.add_argument("--variants", nargs="+", default=["uncached", "static_fast", "floor"])
     parser.add_argument("--compile", action="store_true", help="also regional compile")
+    parser.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode of the blocks (reduce-overhead)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.35, help="dynamic F1B0")
     parser.add_argument("--threshold-f8", type=float, default=None, help="dynamic F8B0")
@@ -280,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     for mode in modes:
         if mode == "compiled":  # once: the blocks stay compiled for every variant after this
-            compile_blocks(model)
+            compile_blocks(model, args.compile_mode)
         for variant in args.variants:
             row = run_variant(library, model, data, variant, mode, args)
             if row is None:
@@ -291,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             if output is not None and reference is not None:
                 diff = (output.float() - reference.float()).abs().max().item()
                 row["max_abs_diff_vs_uncached"] = diff
+            row["compile_mode"] = args.compile_mode if mode == "compiled" else None
             rows.append(row)
             log(
                 f"| {args.library} | {variant} | {mode} | {row['seconds']:.3f} | "

@@ -2,7 +2,9 @@
 # (a) the gpu-marked unit test (real torch.cuda.CUDAGraph capture == eager, 4 replays);
 # (b) FLUX.1-dev-sized 1024², one GPU, 8-step requests: compiled vs compiled + CUDA graphs
 #     through the API (the bench raises if any call ran eagerly).
-# Expected wall time: ~3 min after startup.
+# (c) the cache with inductor's CUDA graphs per block (regional compile, mode reduce-overhead):
+#     uncached, static fast mask, dynamic F1B0, eager then compiled.
+# Expected wall time: ~8 min after startup.
 set -e
 source tools/bench/device/setup_gpu_env.sh
 nvidia-smi --query-gpu=name,driver_version,power.limit --format=csv,noheader | head -1
@@ -13,3 +15,6 @@ timeout 170 python3 -m torch.distributed.run --nproc-per-node=1 tools/bench/gpu_
   --sizes 1024 --steps 8 --repeats 2 --modes single --phases compiled cudagraph --cache none \
   --json $OUT/graphs_1024.json 2>&1 | tee $OUT/graphs_1024.log | filter
 echo "torchrun exit status: ${PIPESTATUS[0]}"
+timeout 300 python3 tools/bench/gpu_cache.py --library ditkit --compile --compile-mode \
+  reduce-overhead --repeats 2 --threshold 0.6 --variants uncached static_fast dynamic_f1b0 \
+  --json $OUT/cache_reduce_overhead.json 2>&1 | filter
