@@ -9,8 +9,6 @@ calls than the DTensor one it replaces (the reason it exists).
 
 from __future__ import annotations
 
-import cProfile
-import pstats
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from ditkit_interfaces import ParallelismConfig
 from ditkit_parallel.launch import run_distributed
 from ditkit_parallel.tensor import enable_tensor_parallel
 from ditkit_parallel.tensor.local import LocalLinearForward
-from ditkit_testing.parallel_cases import rel_error, tiny_flux_case
+from ditkit_testing.parallel_cases import python_calls, rel_error, sample_of, tiny_flux_case
 
 # spawned processes: in CI's `all` session (slow), not the package session
 pytestmark = pytest.mark.slow
@@ -28,47 +26,34 @@ pytestmark = pytest.mark.slow
 TOL = 1e-5
 
 
-def _forward(model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.Tensor:
-    with torch.no_grad():
-        return model(**kwargs, return_dict=False)[0]
-
-
-def _python_calls(model: torch.nn.Module, kwargs: dict[str, Any]) -> int:
-    profile = cProfile.Profile()
-    profile.enable()
-    _forward(model, kwargs)
-    profile.disable()
-    return pstats.Stats(profile).total_calls
-
-
 def _worker(rank: int, world_size: int) -> dict[str, Any]:
     torch._dynamo.reset()
     case = dict(heads=3, num_layers=2, num_single_layers=2)
     model, kwargs = tiny_flux_case(**case)
-    single = _forward(model, kwargs)
+    single = sample_of(model, kwargs)
     enable_tensor_parallel(model, ParallelismConfig(tp_size=2))
     forwards = [m.forward for m in model.modules() if isinstance(m.forward, LocalLinearForward)]
     dtensor_calls = []
     for local in forwards:
         original = local._dtensor
         local._dtensor = lambda x, original=original: dtensor_calls.append(1) or original(x)
-    eager = _forward(model, kwargs)
+    eager = sample_of(model, kwargs)
     eager_dtensor_calls = len(dtensor_calls)
-    local_calls = _python_calls(model, kwargs)
+    local_calls = python_calls(model, kwargs)
     # the DTensor path itself, eagerly (what parallelize_module ran), for the call count
     dtensor_path = [
         (m, m.forward) for m in model.modules() if isinstance(m.forward, LocalLinearForward)
     ]
     for module, local in dtensor_path:
         module.forward = local._dtensor
-    reference_calls = _python_calls(model, kwargs)
-    dtensor_eager = _forward(model, kwargs)
+    reference_calls = python_calls(model, kwargs)
+    dtensor_eager = sample_of(model, kwargs)
     for module, local in dtensor_path:
         module.forward = local
     for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
         block.compile()
     before_compile = len(dtensor_calls)
-    compiled = _forward(model, kwargs)
+    compiled = sample_of(model, kwargs)
     return {
         "sharded_linears": len(forwards),
         "err_eager": rel_error(eager, single),

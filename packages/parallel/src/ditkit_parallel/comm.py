@@ -10,9 +10,15 @@ head pieces of sizes :func:`head_split_sizes` (``torch.tensor_split`` over heads
 - :func:`all_gather_uneven`: concatenate pieces of different lengths along a dim;
 - :class:`RingP2P`: send tensors to the next rank of a ring and receive from the previous one.
 
-The all-to-alls and the all-gather return still-in-flight results (call :func:`wait`). They
-use ``torch.distributed._functional_collectives``, which ``torch.compile`` traces into the
-graph; the split sizes are Python ints known before the call (from
+The all-to-alls return still-in-flight results: call :func:`wait` before anything but a view
+reads them. Under ``torch.compile`` every collective is a functional collective
+(``torch.distributed._functional_collectives``), which dynamo traces into the graph. Eagerly the
+same calls go straight to ``torch.distributed`` (``async_op=True``; :func:`wait` waits the
+``Work`` kept for the result's storage): a functional collective's eager dispatch (the
+``AsyncCollectiveTensor`` wrapper, its ``__torch_dispatch__``, pytree maps) cost about 380 Python
+calls per all-to-all, 4.8 times the Python work of the whole tiny model's forward
+(``tests/test_comm_eager.py``). The eager all-gather is complete (stream-ordered) on return.
+The split sizes are Python ints known before the call (from
 :class:`~ditkit_parallel.mesh.SeqLenTable`), so nothing syncs the host. P2P has no functional
 form and runs eagerly (``torch.compiler.disable``).
 
@@ -35,6 +41,7 @@ from torch.distributed import ProcessGroup
 __all__ = [
     "RingP2P",
     "all_gather_uneven",
+    "all_reduce_sum",
     "all_to_all_heads_to_seq",
     "all_to_all_seq_to_heads",
     "head_split_sizes",
@@ -43,14 +50,36 @@ __all__ = [
 ]
 
 _all_gather = getattr(fc, "all_gather_single", None) or fc.all_gather_tensor
+_all_gather_eager = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+# eager all-to-alls in flight: the storage of the result -> its Work (popped by ``wait``)
+_PENDING: dict[int, dist.Work] = {}
 
 
 def wait(tensor: torch.Tensor) -> torch.Tensor:
-    """Wait for a functional collective's (possibly still in flight) result; plain tensors pass.
+    """Wait for a collective's (possibly still in flight) result, or any view of it; plain
+    tensors pass. Issue several collectives first and wait afterwards to overlap them."""
+    if isinstance(tensor, fc.AsyncCollectiveTensor):
+        return tensor.wait()
+    if _PENDING and tensor.numel():
+        work = _PENDING.pop(tensor.untyped_storage().data_ptr(), None)
+        if work is not None:
+            work.wait()
+    return tensor
 
-    Issue several collectives first and wait afterwards to overlap them.
-    """
-    return tensor.wait() if isinstance(tensor, fc.AsyncCollectiveTensor) else tensor
+
+def _all_to_all(
+    send: torch.Tensor, out_splits: list[int], in_splits: list[int], group: ProcessGroup
+) -> torch.Tensor:
+    """All-to-all of a flat tensor; functional under compile, ``torch.distributed`` eagerly."""
+    if torch.compiler.is_compiling():
+        return fc.all_to_all_single(send, out_splits, in_splits, group)
+    recv = send.new_empty(sum(out_splits))
+    work = dist.all_to_all_single(recv, send, out_splits, in_splits, group=group, async_op=True)
+    if recv.numel():
+        _PENDING[recv.untyped_storage().data_ptr()] = work
+    else:  # an empty result has no storage of its own to key the Work by
+        work.wait()
+    return recv
 
 
 def head_split_sizes(n_heads: int, size: int) -> list[int]:
@@ -96,7 +125,7 @@ def all_to_all_seq_to_heads(
             piece.copy_(x[:, :, h_off[j] : h_off[j + 1]].transpose(0, 1))
     mine = heads[rank]
     out_splits = [int(n) * batch * mine * last for n in seq_lens]
-    recv = fc.all_to_all_single(send, out_splits, in_splits, group)
+    recv = _all_to_all(send, out_splits, in_splits, group)
     return recv.view(sum(seq_lens), batch, mine, last).transpose(0, 1)
 
 
@@ -134,8 +163,18 @@ def all_to_all_heads_to_seq(
             piece.copy_(y[:, t_off[j] : t_off[j + 1]].permute(2, 1, 0, 3))
     seq = int(seq_lens[rank])
     out_splits = [h * seq * batch * last for h in heads]
-    recv = fc.all_to_all_single(send, out_splits, in_splits, group)
+    recv = _all_to_all(send, out_splits, in_splits, group)
     return recv.view(n_heads, seq, batch, last).permute(2, 1, 0, 3)
+
+
+def all_reduce_sum(x: torch.Tensor, group: ProcessGroup) -> torch.Tensor:
+    """The sum of every rank's ``x``, complete on return (stream-ordered): functional under
+    compile; eagerly ``torch.distributed.all_reduce`` into ``x`` itself (pass a tensor nobody
+    else reads, e.g. a fresh partial product)."""
+    if torch.compiler.is_compiling():
+        return fc.wait_tensor(fc.all_reduce(x, "sum", group))
+    dist.all_reduce(x, group=group)
+    return x
 
 
 def all_gather_uneven(
@@ -158,7 +197,12 @@ def all_gather_uneven(
         pad_shape = list(x.shape)
         pad_shape[dim] = longest - x.shape[dim]
         x = torch.cat([x, x.new_zeros(pad_shape)], dim)
-    gathered = _all_gather(x.unsqueeze(0).contiguous(), 0, group)
+    piece = x.unsqueeze(0).contiguous()
+    if torch.compiler.is_compiling():
+        gathered = _all_gather(piece, 0, group)
+    else:
+        gathered = piece.new_empty((len(lens), *piece.shape[1:]))
+        _all_gather_eager(gathered, piece, group=group)
     if all(int(n) == longest for n in lens):
         return gathered.movedim(0, dim).flatten(dim, dim + 1)
     return torch.cat([gathered[i].narrow(dim, 0, int(n)) for i, n in enumerate(lens)], dim)

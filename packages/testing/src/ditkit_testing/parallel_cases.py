@@ -15,7 +15,9 @@ packages but not sibling test modules, so what several of them need lives here:
   the error of a context-parallel attention function on its pieces of a case
   (:data:`UNEVEN_ATTENTION_CASES` are those every mode must handle);
 - :func:`rel_error`: ``max|out - ref| / max|ref|``, the bar every parallel test uses, and
-  :func:`case_errors`, which picks the failing ones out of a worker's results.
+  :func:`case_errors`, which picks the failing ones out of a worker's results;
+- :func:`sample_of` and :func:`python_calls`: a case's output, and how many Python calls one
+  forward makes (the host work that eager parallelism adds).
 
 Example:
     >>> model, kwargs = tiny_flux_case(heads=3, grid=(5, 5), text=7)
@@ -46,7 +48,9 @@ __all__ = [
     "attention_inputs",
     "case_errors",
     "grid_ids",
+    "python_calls",
     "rel_error",
+    "sample_of",
     "sdpa_reference",
     "seeded",
     "seq_piece",
@@ -92,6 +96,24 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     if out.shape != ref.shape:
         raise ValueError(f"rel_error: shapes differ, {tuple(out.shape)} vs {tuple(ref.shape)}")
     return float((out - ref).abs().max() / ref.abs().max())
+
+
+def sample_of(model: torch.nn.Module, kwargs: dict[str, Any]) -> torch.Tensor:
+    """``model(**kwargs, return_dict=False)[0]`` under ``torch.no_grad()``."""
+    with torch.no_grad():
+        return model(**kwargs, return_dict=False)[0]
+
+
+def python_calls(model: torch.nn.Module, kwargs: dict[str, Any]) -> int:
+    """The Python function calls (cProfile's count) of one :func:`sample_of` forward."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.enable()
+    sample_of(model, kwargs)
+    profile.disable()
+    return pstats.Stats(profile).total_calls
 
 
 def case_errors(results: dict[str, Any], tol: float) -> tuple[int, dict[str, float]]:

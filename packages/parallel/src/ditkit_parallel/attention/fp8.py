@@ -55,7 +55,7 @@ from collections.abc import Sequence
 import torch
 from torch.distributed import ProcessGroup
 
-from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads
+from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads, wait
 
 __all__ = [
     "E4M3_MAX",
@@ -100,7 +100,7 @@ def fp8_all_to_all_seq_to_heads(
 ) -> torch.Tensor:
     """:func:`~ditkit_parallel.comm.all_to_all_seq_to_heads` with float8 rows on the wire."""
     recv = all_to_all_seq_to_heads(quantize_rows(x), seq_lens, rank, group)
-    return dequantize_rows(recv, x.dtype)
+    return dequantize_rows(wait(recv), x.dtype)
 
 
 def fp8_all_to_all_heads_to_seq(
@@ -108,7 +108,7 @@ def fp8_all_to_all_heads_to_seq(
 ) -> torch.Tensor:
     """:func:`~ditkit_parallel.comm.all_to_all_heads_to_seq` with float8 rows on the wire."""
     recv = all_to_all_heads_to_seq(quantize_rows(y), seq_lens, n_heads, rank, group)
-    return dequantize_rows(recv, y.dtype)
+    return dequantize_rows(wait(recv), y.dtype)
 
 
 def element_error_bound(x: torch.Tensor) -> torch.Tensor:

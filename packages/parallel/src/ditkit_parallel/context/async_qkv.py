@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.distributed._functional_collectives as funcol
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 from diffusers.models.transformers.transformer_qwenimage import (
@@ -33,7 +32,7 @@ from ditkit_interfaces import TypeRegistry
 
 from ..attention import key_padding_mask, sdpa
 from ..attention.ulysses import gather_key_mask
-from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads
+from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads, wait
 from .routing import ContextParallelRoute, RoutedProcessor
 
 __all__ = [
@@ -74,22 +73,21 @@ class UlyssesExchange:
             self.key_mask = gather_key_mask(mask, self.seq_lens, self.group)
 
     def send(self, x: torch.Tensor) -> torch.Tensor:
-        """Start ``(B, S_r, H, D) -> (B, S, H_r, D)``; the result is waited for on first use."""
+        """Start ``(B, S_r, H, D) -> (B, S, H_r, D)``; :meth:`attend_and_return` waits for it."""
         return all_to_all_seq_to_heads(x, self.seq_lens, self.rank, self.group)
 
     def attend_and_return(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, n_heads: int
     ) -> torch.Tensor:
         """Local SDPA on this rank's heads, then ``(B, S, H_r, D) -> (B, S_r, H, D)``."""
+        query, key, value = wait(query), wait(key), wait(value)
         if query.shape[2] == 0:  # more ranks than heads: this rank holds none
-            for pending in (key, value):  # settle the exchanges nobody reads
-                if isinstance(pending, funcol.AsyncCollectiveTensor):
-                    pending.wait()
             out = query
         else:
-            out = sdpa(query, key, value, self.key_mask)
+            mask = None if self.key_mask is None else wait(self.key_mask)
+            out = sdpa(query, key, value, mask)
         out = out.contiguous()
-        return all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group)
+        return wait(all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group))
 
 
 def _can_overlap(route: ContextParallelRoute) -> bool:

@@ -27,12 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.distributed._functional_collectives as funcol
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.nn import functional
 
-from ..comm import all_gather_uneven, wait
+from ..comm import all_gather_uneven, all_reduce_sum, wait
 
 __all__ = ["LocalLinearForward", "localize"]
 
@@ -69,7 +68,7 @@ class LocalLinearForward:
             return self._dtensor(x)
         if self.style == "rowwise":
             partial = functional.linear(x, self.weight)
-            y = funcol.wait_tensor(funcol.all_reduce(partial, "sum", self.group))
+            y = all_reduce_sum(partial, self.group)
             return y if self.bias is None else y + self.bias
         y = functional.linear(x, self.weight, self.bias)
         if self.style == "modulation":

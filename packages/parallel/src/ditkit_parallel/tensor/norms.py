@@ -13,11 +13,11 @@ Per-head norms (``RMSNorm(head_dim)``, ``LayerNorm(head_dim)``) need nothing: th
 from __future__ import annotations
 
 import torch
-import torch.distributed._functional_collectives as funcol
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
+from ..comm import all_reduce_sum
 from .layout import ShardLayout, relayout
 
 __all__ = ["ShardedRMSNorm", "is_rms_norm", "norm_width"]
@@ -66,6 +66,7 @@ class ShardedRMSNorm(nn.Module):
         self.eps = eps
         self.width = width
         self.mesh = mesh
+        self.group = mesh.get_group()
 
     @classmethod
     def from_norm(
@@ -93,8 +94,7 @@ class ShardedRMSNorm(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         input_dtype = hidden_states.dtype
         squares = hidden_states.to(torch.float32).pow(2).sum(-1, keepdim=True)
-        squares = funcol.all_reduce(squares, "sum", self.mesh)
-        squares = funcol.wait_tensor(squares)
+        squares = all_reduce_sum(squares, self.group)
         eps = self.eps if self.eps is not None else torch.finfo(input_dtype).eps
         out = (hidden_states.to(torch.float32) * torch.rsqrt(squares / self.width + eps)).to(
             input_dtype
