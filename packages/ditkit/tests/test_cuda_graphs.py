@@ -186,6 +186,29 @@ def test_arguments_are_checked_and_nothing_changes_on_error():
     assert type(model) is Affine and not hasattr(model, cuda_graphs.RUNNER_ATTRIBUTE)
 
 
+def test_inference_mode_and_no_grad_calls_get_separate_graphs(fake_cuda):
+    model = Affine()
+    ditkit.enable_cuda_graphs(model, warmup_calls=0)
+    with torch.inference_mode():
+        a = model(torch.ones(1, 4))["sample"]
+    with torch.no_grad():  # the inference-mode graph's static inputs could not be written here
+        b = model(torch.ones(1, 4))["sample"]
+    assert torch.equal(a, b)
+    assert ditkit.cuda_graph_stats(model)["graphs"] == 2
+
+
+def test_cpu_offload_hooks_are_refused_before_anything_changes():
+    from diffusers.hooks import HookRegistry, ModelHook
+
+    model = Affine()
+    HookRegistry.check_if_exists_or_initialize(model.linear).register_hook(
+        ModelHook(), "group_offloading"
+    )
+    with pytest.raises(ConfigError, match="group_offloading"):
+        ditkit.enable_cuda_graphs(model)
+    assert type(model) is Affine and not hasattr(model, cuda_graphs.RUNNER_ATTRIBUTE)
+
+
 def test_a_cache_and_cuda_graphs_refuse_each_other():
     pipe = build_tiny_pipeline("flux")
     ditkit.enable_cache(

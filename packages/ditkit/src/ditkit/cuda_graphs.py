@@ -23,9 +23,12 @@ input is not a CUDA tensor, a non-tensor argument is unhashable, more than ``max
 were seen, or the capture of that key failed (e.g. a host sync inside the forward).
 
 What a graph freezes: the addresses of the weights and the host-side decisions made while it was
-captured. So a ditkit cache (per-step decisions) is refused with a :class:`ConfigError`; after
-replacing weights (``load_state_dict`` into new tensors, LoRA fusing, ``.to()``) call
-:func:`reset_cuda_graphs`. Layerwise CPU offload moves weights each call: do not combine them.
+captured. So a ditkit cache (per-step decisions) and CPU offloading that moves the weights in
+and out on every call (accelerate's ``enable_model_cpu_offload`` / sequential offload hooks,
+diffusers' group offloading) are refused with a :class:`ConfigError`; after replacing weights
+(``load_state_dict`` into new tensors, LoRA fusing, ``.to()``) call :func:`reset_cuda_graphs`.
+A key also records whether inference mode is on (a static input made in inference mode cannot
+be written outside it).
 :func:`disable_cuda_graphs` restores the module's class, so its behaviour is the original's.
 
 Example:
@@ -160,7 +163,7 @@ class CudaGraphRunner:
         return tree_map(_clone_tensor, entry.output)
 
     def _key(self, leaves: list[Any], spec: Any) -> tuple[Any, str]:
-        parts: list[Any] = [spec]
+        parts: list[Any] = [spec, torch.is_inference_mode_enabled()]
         for leaf in leaves:
             if isinstance(leaf, torch.Tensor):
                 if not _graphable_device(leaf):
@@ -229,6 +232,22 @@ def _cache_conflict(module: torch.nn.Module) -> ConfigError:
     )
 
 
+def _offload_hook(module: torch.nn.Module) -> str | None:
+    """The name of a hook that moves ``module``'s weights on every call, or None."""
+    for sub in module.modules():
+        hook = getattr(sub, "_hf_hook", None)  # accelerate
+        hooks = getattr(hook, "hooks", None) or ([hook] if hook is not None else [])
+        for one in hooks:
+            name = type(one).__name__
+            if "Offload" in name or getattr(one, "offload", False):
+                return f"accelerate's {name}"
+        registry = getattr(sub, "_diffusers_hook", None)  # diffusers' HookRegistry
+        for key in getattr(registry, "hooks", {}) or {}:
+            if "offload" in key:
+                return f"diffusers' {key} hook"
+    return None
+
+
 def _modules(pipe_or_transformer: Any) -> list[torch.nn.Module]:
     modules = transformer_targets(pipe_or_transformer)
     for module in modules:
@@ -262,8 +281,8 @@ def enable_cuda_graphs(
         ``pipe_or_transformer``.
 
     Raises:
-        ConfigError: a bad argument, a ditkit cache on the transformer, or graphs already
-            enabled; nothing is changed.
+        ConfigError: a bad argument, a ditkit cache or a CPU-offload hook on the transformer,
+            or graphs already enabled; nothing is changed.
     """
     if isinstance(warmup_calls, bool) or not isinstance(warmup_calls, int) or warmup_calls < 0:
         raise ConfigError("warmup_calls", warmup_calls, "an integer >= 0")
@@ -273,6 +292,14 @@ def enable_cuda_graphs(
     for module in modules:
         if vars(module).get(_CACHE_ATTRIBUTE) is not None:
             raise _cache_conflict(module)
+        offload = _offload_hook(module)
+        if offload is not None:
+            raise ConfigError(
+                "enable_cuda_graphs",
+                type(module).__name__,
+                f"a transformer whose weights stay on the GPU ({offload} moves them each call)",
+                fix="leave CPU offloading off for the transformer, or CUDA graphs off",
+            )
         if RUNNER_ATTRIBUTE in vars(module):
             raise ConfigError(
                 "enable_cuda_graphs",
