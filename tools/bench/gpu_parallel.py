@@ -285,6 +285,8 @@ def measure(
         enable_cuda_graphs(model, warmup_calls=2)
     try:
         result = _timed_requests(bench, model, data, args, cached)
+        if getattr(args, "trace_path", None) is not None and bench.cuda:
+            _traced_request(bench, model, data, args, cached)
         if graphed:
             stats = cuda_graph_stats(model)
             if not stats["replays"] or stats["eager_calls"]:
@@ -293,6 +295,33 @@ def measure(
         if graphed:
             disable_cuda_graphs(model)
     return result
+
+
+def _traced_request(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached):
+    """One more request under ``torch.profiler`` (CUDA kernels only): the Chrome trace goes to
+    ``args.trace_path`` and this rank prints how much NCCL time ran beside compute kernels."""
+    from torch.profiler import ProfilerActivity, profile
+    from trace_overlap import overlap_summary
+
+    import ditkit_cache
+
+    if cached:
+        ditkit_cache.refresh_context(model)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        denoise(bench.spec, model, data, args.steps)
+        bench.sync()
+    path = Path(args.trace_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prof.export_chrome_trace(str(path))
+    s = overlap_summary(json.loads(path.read_text())["traceEvents"])
+    per_step = {k: v / 1e3 / args.steps for k, v in s.items() if k.endswith("_us")}
+    print(
+        f"rank {bench.rank} trace {path.name} (ms per step): span {per_step['span_us']:.2f}, "
+        f"busy {per_step['busy_us']:.2f}, comm {per_step['comm_us']:.2f}, compute "
+        f"{per_step['compute_us']:.2f}, comm hidden {per_step['hidden_us']:.2f} "
+        f"({s['hidden_fraction']:.0%})",
+        flush=True,
+    )
 
 
 def _timed_requests(bench: Bench, model: torch.nn.Module, data: dict[str, Any], args, cached):
@@ -440,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
         help="inductor's sink_waits and raise_comms passes (waits as late, collectives as early "
         "as the graph allows)",
     )
+    parser.add_argument(
+        "--trace",
+        default=None,
+        help="folder: profile one more request per row (CUDA kernels), write a Chrome trace per "
+        "rank and print the NCCL time hidden behind compute (tools/bench/trace_overlap.py)",
+    )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.6, help="dynamic cache")
@@ -541,6 +576,9 @@ def one_row(bench: Bench, model, key: dict[str, Any], shared: dict, table: Table
     if mode == "single" and bench.rank != 0:
         bench.barrier()  # rank 0 measures the one-GPU baseline alone
         return
+    if args.trace:
+        name = f"{size}-{mode}-{key['cache']}-{key['phase']}-rank{bench.rank}.json"
+        args.trace_path = Path(args.trace) / name
     try:
         graphed = key["phase"] == "cudagraph"
         data = shared["data"][size]

@@ -2,7 +2,9 @@
 # collectives (5feea7c) and the eager TP local path (8961f8d), with the compiled and
 # CUDA-graph phases (ditkit.enable_cuda_graphs) beside them in the same launch.
 # FLUX.1-dev-sized 1024², 6-step requests: one GPU, Ulysses-2, Ring-2, TP-2 (TP last: permanent).
-# Then 2048² compiled Ulysses-2 again (the 1.85x target) in a second launch.
+# Then 2048² compiled Ulysses-2 again (the 1.85x target) in a second launch, with a profiler
+# trace of one more request per row: how much NCCL time runs beside compute kernels
+# (tools/bench/trace_overlap.py; traces in $OUT/traces).
 # Expected wall time: ~8 min after startup.
 set -e
 source tools/bench/device/setup_gpu_env.sh
@@ -14,5 +16,5 @@ timeout 300 python3 -m torch.distributed.run --nproc-per-node=2 tools/bench/gpu_
 echo "torchrun (a) exit status: ${PIPESTATUS[0]}"
 timeout 200 python3 -m torch.distributed.run --nproc-per-node=2 tools/bench/gpu_parallel.py \
   --sizes 2048 --steps 6 --modes single ulysses --phases compiled --cache none \
-  --json $OUT/x2_2048.json 2>&1 | tee $OUT/x2_2048.log | filter
+  --trace $OUT/traces --json $OUT/x2_2048.json 2>&1 | tee $OUT/x2_2048.log | filter
 echo "torchrun (b) exit status: ${PIPESTATUS[0]}"
