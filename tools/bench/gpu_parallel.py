@@ -37,7 +37,6 @@ cached per row. ``--tiny``: tiny fp32 models on the CPU with gloo
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import statistics
@@ -52,11 +51,18 @@ import torch
 import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-PACKAGES = ("interfaces", "cache", "parallel", "ditkit")
+PACKAGES = ("interfaces", "cache", "parallel", "ditkit", "testing")
 sys.path[:0] = [str(ROOT / "packages" / p / "src") for p in PACKAGES]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_models import MODELS, ModelSpec, denoise, first_velocity  # noqa: E402
+from parallel_checks import (  # noqa: E402
+    FP32_TOL,
+    all_to_all_ms,
+    comm_per_step,
+    fp32_equivalence,
+    rel_err,
+)
 
 MODES = {  # world size -> ParallelismConfig options
     "single": lambda n: {},
@@ -77,18 +83,6 @@ MODES = {  # world size -> ParallelismConfig options
     "tp_ulysses": lambda n: {"tp_size": 2, "ulysses_size": n // 2},
 }
 PERMANENT = ("tp", "tp_ulysses")  # built once per launch: tensor parallelism cannot be undone
-FP32_TOL = 1e-5
-CHECK_FLUX = {  # the fp32 equivalence model (as in packages/parallel/tests)
-    "patch_size": 1,
-    "in_channels": 16,
-    "num_layers": 2,
-    "num_single_layers": 2,
-    "attention_head_dim": 16,
-    "joint_attention_dim": 24,
-    "pooled_projection_dim": 8,
-    "guidance_embeds": False,
-    "axes_dims_rope": (4, 6, 6),
-}
 
 
 def log(message: str) -> None:
@@ -180,77 +174,10 @@ def param_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def rel_err(x: torch.Tensor, ref: torch.Tensor) -> float:
-    x, ref = x.float(), ref.float()
-    return float((x - ref).abs().max() / ref.abs().max())
-
-
 def parallel_config(mode: str, world: int) -> Any:
     from ditkit_interfaces import ParallelismConfig
 
     return ParallelismConfig(**MODES[mode](world))
-
-
-def fp32_equivalence(bench: Bench) -> dict[str, float]:
-    """A tiny fp32 Flux in each mode (4 heads, 25+7 tokens; 3 heads, 25+8) vs one process."""
-    from diffusers import FluxTransformer2DModel
-
-    from ditkit_parallel import enable_parallelism
-
-    tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    results = {}
-    try:
-        for (heads, text), mode in itertools.product(((4, 7), (3, 8)), ("ulysses", "ring", "tp")):
-            torch.manual_seed(0)
-            model = FluxTransformer2DModel(**{**CHECK_FLUX, "num_attention_heads": heads})
-            with torch.no_grad():
-                for p in model.parameters():
-                    if p.numel() > 1 and not p.any():  # zero-initialised output layers
-                        p.normal_(0.0, 0.2)
-            model = model.to(bench.device).eval()
-            ids = torch.stack(torch.meshgrid(torch.arange(5.0), torch.arange(5.0), indexing="ij"))
-            kwargs = {
-                "hidden_states": torch.randn(1, 25, 16),
-                "encoder_hidden_states": torch.randn(1, text, 24),
-                "pooled_projections": torch.randn(1, 8),
-                "timestep": torch.tensor([0.5]),
-                "img_ids": torch.cat([torch.zeros(25, 1), ids.reshape(2, 25).T], dim=1),
-                "txt_ids": torch.zeros(text, 3),
-            }
-            kwargs = {k: v.to(bench.device) for k, v in kwargs.items()}
-            with torch.no_grad():
-                single = model(**kwargs, return_dict=False)[0]
-                enable_parallelism(model, parallel_config(mode, bench.world))
-                out = model(**kwargs, return_dict=False)[0]
-            err = torch.tensor([rel_err(out, single)], device=bench.device)
-            dist.all_reduce(err, op=dist.ReduceOp.MAX)
-            results[f"{mode}/{heads}heads/{25 + text}tokens"] = float(err.item())
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-    return results
-
-
-def all_to_all_ms(bench: Bench, size: str, iters: int = 20) -> float:
-    """Median time of one Ulysses all-to-all (B*S*H*D/N elements per rank, bf16)."""
-    heads, dim = bench.config["num_attention_heads"], bench.config["attention_head_dim"]
-    tokens = bench.spec.attention_tokens(size, bench.config)
-    numel = tokens * heads * dim // bench.world
-    numel -= numel % bench.world
-    dtype = torch.bfloat16 if bench.cuda else torch.float32
-    send = torch.randn(numel, device=bench.device).to(dtype)
-    recv = torch.empty_like(send)
-    times = []
-    for i in range(iters + 5):
-        bench.sync()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        dist.all_to_all_single(recv, send)
-        end.record()
-        bench.sync()
-        if i >= 5:
-            times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def cache_config(name: str, args: argparse.Namespace) -> Any:
@@ -438,13 +365,6 @@ class Table:
             self.path.write_text(json.dumps({**self.meta, "rows": self.rows}, indent=1))
 
 
-def comm_per_step(full_step_ms: float, computed: int, steps: int, attentions: int) -> float:
-    """Unhidden all-to-all time per step when ``computed`` of ``steps`` run every attention
-    (a cached step runs the first block's only: Fn=1 of the 57)."""
-    cached = (steps - computed) / attentions
-    return full_step_ms * (computed + cached) / steps
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modes", nargs="+", default=["single", "ulysses", "ring", "tp"])
@@ -512,7 +432,7 @@ def run(bench: Bench, args: argparse.Namespace, sizes: list[str], phases: list[s
             setattr(torch._dynamo.config, name, 64)
     name = torch.cuda.get_device_name() if bench.cuda else "cpu"
     log(f"# ditkit-parallel, {args.model}, on {bench.world} x {name}, torch {torch.__version__}")
-    fp32 = fp32_equivalence(bench)
+    fp32 = fp32_equivalence(bench, lambda mode: parallel_config(mode, bench.world))
     log(f"fp32 tiny Flux vs one process (max rel err over ranks, tol {FP32_TOL}): {fp32}")
     start = time.perf_counter()
     model = bench.build()

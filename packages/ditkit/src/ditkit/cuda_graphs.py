@@ -168,8 +168,6 @@ class CudaGraphRunner:
             if isinstance(leaf, torch.Tensor):
                 if not _graphable_device(leaf):
                     return None, f"an input is on {leaf.device}, not on a CUDA device"
-                if leaf.requires_grad and torch.is_grad_enabled():
-                    return None, "gradients are being recorded (call it under torch.no_grad())"
                 parts.append((tuple(leaf.shape), leaf.dtype, leaf.device))
             else:
                 try:
@@ -177,8 +175,10 @@ class CudaGraphRunner:
                 except TypeError:
                     return None, f"an argument of type {type(leaf).__name__} is not hashable"
                 parts.append((type(leaf), leaf))
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.module.parameters()):
-            return None, "gradients are being recorded (call it under torch.no_grad())"
+        if torch.is_grad_enabled():
+            tensors = (leaf for leaf in leaves if isinstance(leaf, torch.Tensor))
+            if any(t.requires_grad for t in (*tensors, *self.module.parameters())):
+                return None, "gradients are being recorded (call it under torch.no_grad())"
         return tuple(parts), ""
 
     def _capture(self, entry: _Entry, leaves: list[Any], spec: Any) -> None:
