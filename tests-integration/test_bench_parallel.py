@@ -25,11 +25,11 @@ MODES = ["single", "ulysses", "usp", "ring_allgather", "tp_ulysses"]
 pytestmark = pytest.mark.slow
 
 
-def _launch(tmp_path: Path, model: str, size: str) -> dict:
+def _launch(tmp_path: Path, model: str, size: str, ranks: int = 4, modes=MODES) -> dict:
     out = tmp_path / f"{model}.json"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=4", str(BENCH),
-        "--tiny", "--model", model, "--sizes", size, "--modes", *MODES,
+        sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks}", str(BENCH),
+        "--tiny", "--model", model, "--sizes", size, "--modes", *modes,
         "--cache", "none", "static_fast", "--steps", "4", "--repeats", "1", "--json", str(out),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -55,3 +55,13 @@ def test_tiny_bench_rows_are_complete_and_exact(tmp_path: Path, model: str, size
         assert len(set(row["computed_per_rank"])) == 1, row
         assert row["computed"] == (3 if row["cache"] == "static_fast" else 4), row
         assert row["request_s"] > 0
+
+
+def test_one_process_launch_runs_the_single_rows(tmp_path: Path) -> None:
+    # the one-GPU drivers launch it with one process: no equivalence to check, rows still run
+    result = _launch(tmp_path, "flux", "64", ranks=1, modes=["single"])
+    assert result["world"] == 1 and result["fp32_equivalence"] == {}
+    assert {(r["mode"], r["cache"]) for r in result["rows"]} == {
+        ("single", "none"),
+        ("single", "static_fast"),
+    }

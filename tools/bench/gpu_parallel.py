@@ -228,7 +228,7 @@ def _traced_request(bench: Bench, model: torch.nn.Module, data: dict[str, Any], 
     """One more request under ``torch.profiler`` (CUDA kernels only): the Chrome trace goes to
     ``args.trace_path`` and this rank prints how much NCCL time ran beside compute kernels."""
     from torch.profiler import ProfilerActivity, profile
-    from trace_overlap import overlap_summary
+    from trace_overlap import overlap_summary, runtime_summary
 
     import ditkit_cache
 
@@ -240,13 +240,15 @@ def _traced_request(bench: Bench, model: torch.nn.Module, data: dict[str, Any], 
     path = Path(args.trace_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     prof.export_chrome_trace(str(path))
-    s = overlap_summary(json.loads(path.read_text())["traceEvents"])
+    events = json.loads(path.read_text())["traceEvents"]
+    s = overlap_summary(events)
     per_step = {k: v / 1e3 / args.steps for k, v in s.items() if k.endswith("_us")}
+    calls = ", ".join(f"{n} {t / 1e3 / args.steps:.2f}" for n, t in runtime_summary(events))
     print(
         f"rank {bench.rank} trace {path.name} (ms per step): span {per_step['span_us']:.2f}, "
         f"busy {per_step['busy_us']:.2f}, comm {per_step['comm_us']:.2f}, compute "
         f"{per_step['compute_us']:.2f}, comm hidden {per_step['hidden_us']:.2f} "
-        f"({s['hidden_fraction']:.0%})",
+        f"({s['hidden_fraction']:.0%}); host calls: {calls}",
         flush=True,
     )
 

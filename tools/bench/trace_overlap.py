@@ -29,7 +29,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["intersection", "kernel_intervals", "main", "overlap_summary", "union"]
+__all__ = [
+    "intersection",
+    "kernel_intervals",
+    "main",
+    "overlap_summary",
+    "runtime_summary",
+    "union",
+]
 
 Interval = tuple[float, float]
 
@@ -89,6 +96,27 @@ def overlap_summary(events: Iterable[dict[str, Any]]) -> dict[str, float]:
         "hidden_us": hidden,
         "hidden_fraction": hidden / comm_us if comm_us else 0.0,
     }
+
+
+def runtime_summary(events: Iterable[dict[str, Any]], top: int = 5) -> list[tuple[str, float]]:
+    """The ``top`` CUDA runtime/driver calls by total host time (µs), largest first: when the
+    kernels' span exceeds their busy time, the GPU waited for the host, and a blocking call
+    (``cudaStreamSynchronize``, ``cudaEventSynchronize``) or the launches themselves show here.
+
+    >>> runtime_summary([
+    ...     {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "dur": 4},
+    ...     {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "dur": 5},
+    ...     {"cat": "cuda_driver", "name": "cuLaunchKernel", "dur": 2},
+    ...     {"cat": "kernel", "name": "gemm", "dur": 50},
+    ... ])
+    [('cudaLaunchKernel', 9.0), ('cuLaunchKernel', 2.0)]
+    """
+    totals: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") in ("cuda_runtime", "cuda_driver") and "dur" in event:
+            name = event.get("name", "?")
+            totals[name] = totals.get(name, 0.0) + float(event["dur"])
+    return sorted(totals.items(), key=lambda item: -item[1])[:top]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,3 +66,20 @@ def test_serial_communication_is_not_hidden_and_the_cli_prints_a_row(tmp_path, c
     path.write_text(json.dumps({"traceEvents": events}))
     assert trace_overlap.main([str(path)]) == 0
     assert "| rank0.json | 0.01 | 0.01 | 0.01 | 0.01 | 0.00 | 0% |" in capsys.readouterr().out
+
+
+def test_runtime_summary_totals_host_calls_largest_first() -> None:
+    events = [
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "dur": 3},
+        {"cat": "cuda_runtime", "name": "cudaStreamSynchronize", "dur": 40},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "dur": 4},
+        {"cat": "cuda_driver", "name": "cuLaunchKernel", "dur": 1},
+        {"cat": "kernel", "name": "gemm", "dur": 99},  # GPU time, not a host call
+        {"cat": "cuda_runtime", "name": "cudaEventRecord"},  # no duration: skipped
+    ]
+    assert trace_overlap.runtime_summary(events) == [
+        ("cudaStreamSynchronize", 40.0),
+        ("cudaLaunchKernel", 7.0),
+        ("cuLaunchKernel", 1.0),
+    ]
+    assert trace_overlap.runtime_summary(events, top=1) == [("cudaStreamSynchronize", 40.0)]

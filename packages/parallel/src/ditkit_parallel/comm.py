@@ -10,9 +10,12 @@ head pieces of sizes :func:`head_split_sizes` (``torch.tensor_split`` over heads
 - :func:`all_gather_uneven`: concatenate pieces of different lengths along a dim;
 - :class:`RingP2P`: send tensors to the next rank of a ring and receive from the previous one.
 
-The all-to-alls return still-in-flight results: call :func:`wait` before anything but a view
-reads them. Under ``torch.compile`` every collective is a functional collective
-(``torch.distributed._functional_collectives``), which dynamo traces into the graph. Eagerly the
+The all-to-alls return still-in-flight results: pass them to :func:`wait` before anything
+reads them (eagerly a view of a buffer still being written, under compile an :class:`InFlight`).
+Under ``torch.compile`` every collective is a functional collective
+(``torch.distributed._functional_collectives``), which dynamo traces into the graph; the
+all-to-alls are traced as the raw ``_c10d_functional`` ops, so the graph waits where
+:func:`wait` is called and compute issued in between overlaps the exchange. Eagerly the
 same calls go straight to ``torch.distributed`` (``async_op=True``; :func:`wait` waits the
 ``Work`` kept for the result's storage): a functional collective's eager dispatch (the
 ``AsyncCollectiveTensor`` wrapper, its ``__torch_dispatch__``, pytree maps) cost about 380 Python
@@ -32,6 +35,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -39,6 +43,8 @@ import torch.distributed._functional_collectives as fc
 from torch.distributed import ProcessGroup
 
 __all__ = [
+    "InFlight",
+    "Pending",
     "RingP2P",
     "all_gather_uneven",
     "all_reduce_sum",
@@ -49,17 +55,44 @@ __all__ = [
     "wait",
 ]
 
+_c10d = torch.ops._c10d_functional
 _all_gather = getattr(fc, "all_gather_single", None) or fc.all_gather_tensor
 _all_gather_eager = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
 # eager all-to-alls in flight: the storage of the result -> its Work (popped by ``wait``)
 _PENDING: dict[int, dist.Work] = {}
 
 
-def wait(tensor: torch.Tensor) -> torch.Tensor:
+class InFlight(NamedTuple):
+    """A compiled all-to-all's result before its wait: the flat buffer the collective writes
+    and the view of it that :func:`wait` returns.
+
+    The graph's ``wait_tensor`` must take the collective's own output, not a view of it:
+    inductor keeps the send buffer alive until that wait only then, and otherwise reuses it
+    for the next send while the exchange still reads it (seen on gloo as wrong results).
+    """
+
+    raw: torch.Tensor
+    shape: tuple[int, ...]
+    dims: tuple[int, ...]
+
+
+Pending = torch.Tensor | InFlight
+
+
+def _arrived(recv: torch.Tensor, shape: tuple[int, ...], dims: tuple[int, ...]) -> Pending:
+    """``recv.view(shape).permute(dims)``, or under compile the :class:`InFlight` for it."""
+    if torch.compiler.is_compiling():
+        return InFlight(recv, shape, dims)
+    return recv.view(shape).permute(dims)
+
+
+def wait(tensor: Pending) -> torch.Tensor:
     """Wait for a collective's (possibly still in flight) result, or any view of it; plain
     tensors pass. Issue several collectives first and wait afterwards to overlap them."""
     if isinstance(tensor, fc.AsyncCollectiveTensor):
         return tensor.wait()
+    if isinstance(tensor, InFlight):  # compiled: the graph waits here, where it is needed
+        return _c10d.wait_tensor(tensor.raw).view(tensor.shape).permute(tensor.dims)
     if _PENDING and tensor.numel():
         work = _PENDING.pop(tensor.untyped_storage().data_ptr(), None)
         if work is not None:
@@ -70,9 +103,16 @@ def wait(tensor: torch.Tensor) -> torch.Tensor:
 def _all_to_all(
     send: torch.Tensor, out_splits: list[int], in_splits: list[int], group: ProcessGroup
 ) -> torch.Tensor:
-    """All-to-all of a flat tensor; functional under compile, ``torch.distributed`` eagerly."""
+    """All-to-all of a flat tensor; functional under compile, ``torch.distributed`` eagerly.
+
+    Under compile the raw functional op is traced, not ``fc.all_to_all_single``: while tracing,
+    that one waits right after issuing (``_maybe_wrap_tensor``), so nothing could overlap the
+    exchange; here the graph's ``wait_tensor`` is placed by :func:`wait`.
+    """
     if torch.compiler.is_compiling():
-        return fc.all_to_all_single(send, out_splits, in_splits, group)
+        return _c10d.all_to_all_single(
+            send, out_splits, in_splits, fc._resolve_group_name(group, "")
+        )
     recv = send.new_empty(sum(out_splits))
     work = dist.all_to_all_single(recv, send, out_splits, in_splits, group=group, async_op=True)
     if recv.numel():
@@ -98,7 +138,7 @@ def offsets(sizes: Sequence[int]) -> list[int]:
 
 def all_to_all_seq_to_heads(
     x: torch.Tensor, seq_lens: Sequence[int], rank: int, group: ProcessGroup
-) -> torch.Tensor:
+) -> Pending:
     """Sequence-sharded, all heads -> full sequence, this rank's heads.
 
     Args:
@@ -109,7 +149,8 @@ def all_to_all_seq_to_heads(
 
     Returns:
         ``(B, sum(seq_lens), H_rank, E)`` (a strided view), tokens in rank order, heads
-        ``head_split_sizes(H, size)[rank]`` starting at that split's offset.
+        ``head_split_sizes(H, size)[rank]`` starting at that split's offset; in flight until
+        :func:`wait` (under compile an :class:`InFlight` that only :func:`wait` reads).
     """
     batch, seq, n_heads, last = x.shape
     size = len(seq_lens)
@@ -126,12 +167,12 @@ def all_to_all_seq_to_heads(
     mine = heads[rank]
     out_splits = [int(n) * batch * mine * last for n in seq_lens]
     recv = _all_to_all(send, out_splits, in_splits, group)
-    return recv.view(sum(seq_lens), batch, mine, last).transpose(0, 1)
+    return _arrived(recv, (sum(seq_lens), batch, mine, last), (1, 0, 2, 3))
 
 
 def all_to_all_heads_to_seq(
     y: torch.Tensor, seq_lens: Sequence[int], n_heads: int, rank: int, group: ProcessGroup
-) -> torch.Tensor:
+) -> Pending:
     """Full sequence, this rank's heads -> sequence-sharded, all heads (inverse of the above).
 
     Args:
@@ -142,7 +183,7 @@ def all_to_all_heads_to_seq(
         group: the all-to-all group.
 
     Returns:
-        ``(B, seq_lens[rank], H, E)`` (a strided view).
+        ``(B, seq_lens[rank], H, E)`` (a strided view), in flight until :func:`wait`.
     """
     batch, _, mine, last = y.shape
     size = len(seq_lens)
@@ -164,7 +205,7 @@ def all_to_all_heads_to_seq(
     seq = int(seq_lens[rank])
     out_splits = [h * seq * batch * last for h in heads]
     recv = _all_to_all(send, out_splits, in_splits, group)
-    return recv.view(n_heads, seq, batch, last).permute(2, 1, 0, 3)
+    return _arrived(recv, (n_heads, seq, batch, last), (2, 1, 0, 3))
 
 
 def all_reduce_sum(x: torch.Tensor, group: ProcessGroup) -> torch.Tensor:
