@@ -16,6 +16,10 @@ forwards, which costs one recompile):
 - ``fbcache@T`` (either process): diffusers' own FirstBlockCache hook at threshold ``T``
   (computed steps counted by calls of the second block's attention).
 
+``--cfg SCALE`` runs true classifier-free guidance: two transformer calls per step (the
+prompt, then random "negative" embeddings; ``v = v_neg + SCALE * (v_pos - v_neg)``) and the
+cache with ``enable_separate_cfg=True``, so its buffers exist once per branch.
+
 Every row also has the GPU memory the cache holds after a run (``cache_mib``: allocated after the
 run, cache still enabled, minus allocated before enabling) and the run's peak above that start.
 
@@ -61,6 +65,7 @@ FLUX_DEV = {
     "axes_dims_rope": (16, 56, 56),
 }
 STEPS = 28
+CFG_SCALE: float | None = None  # set by --cfg: two transformer calls (branches) per step
 
 
 def log(message: str) -> None:
@@ -96,6 +101,21 @@ def inputs(device: torch.device, side: int = 1024) -> dict[str, Any]:
         "guidance": torch.full((1,), 3.5, device=device),
         "img_ids": img_ids.reshape(-1, 3),
         "txt_ids": torch.zeros(512, 3, device=device),
+        "negative_encoder_hidden_states": torch.randn(
+            1, 512, 4096, device=device, generator=generator
+        ).bfloat16(),
+        "negative_pooled_projections": torch.randn(
+            1, 768, device=device, generator=generator
+        ).bfloat16(),
+    }
+
+
+def negative(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the negative prompt's embeddings in place of the prompt's."""
+    return {
+        **data,
+        "encoder_hidden_states": data["negative_encoder_hidden_states"],
+        "pooled_projections": data["negative_pooled_projections"],
     }
 
 
@@ -130,15 +150,27 @@ def denoise(model: torch.nn.Module, data: dict[str, Any], steps: int = STEPS) ->
     events = []
     # diffusers' cache hooks need a named cache context (its pipelines open one per branch)
     hooked = getattr(model, "is_cache_enabled", False)
-    context = model.cache_context("cond") if hooked else contextlib.nullcontext()
-    with torch.inference_mode(), context:
+
+    def branch(name: str) -> Any:
+        return model.cache_context(name) if hooked else contextlib.nullcontext()
+
+    def call(latents: torch.Tensor, sigma: torch.Tensor, inputs: dict[str, Any], name: str):
+        if MARK_STEPS:
+            torch.compiler.cudagraph_mark_step_begin()
+        # one branch: one context around the whole loop (below), as before --cfg existed
+        with branch(name) if CFG_SCALE is not None else contextlib.nullcontext():
+            return flux_call(model, latents, sigma, inputs)
+
+    whole = branch("cond") if CFG_SCALE is None else contextlib.nullcontext()
+    with torch.inference_mode(), whole:
         for i in range(steps):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             sigma = torch.full((1,), schedule[i], device=latents.device)
-            if MARK_STEPS:
-                torch.compiler.cudagraph_mark_step_begin()
-            velocity = flux_call(model, latents, sigma, data)
+            velocity = call(latents, sigma, data, "cond")
+            if CFG_SCALE is not None:  # the negative branch, right after the prompt's
+                uncond = call(latents, sigma, negative(data), "uncond")
+                velocity = uncond + CFG_SCALE * (velocity - uncond)
             latents = latents + (schedule[i + 1] - schedule[i]) * velocity
             end.record()
             events.append((start, end))
@@ -193,6 +225,8 @@ class Library:
 
     def enable(self, model: torch.nn.Module, calibrator: bool = False, **config: Any) -> None:
         m = self.module
+        if CFG_SCALE is not None:
+            config = {**config, "enable_separate_cfg": True}
         cache_config = m.DBCacheConfig(num_inference_steps=STEPS, **config)
         extra = {}
         if calibrator:
@@ -276,8 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.35, help="dynamic F1B0")
     parser.add_argument("--threshold-f8", type=float, default=None, help="dynamic F8B0")
+    parser.add_argument(
+        "--cfg", type=float, default=None, metavar="SCALE", help="true CFG: two branches per step"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    global CFG_SCALE
+    CFG_SCALE = args.cfg
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     library = Library(args.library)
@@ -306,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 diff = (output.float() - reference.float()).abs().max().item()
                 row["max_abs_diff_vs_uncached"] = diff
             row["compile_mode"] = args.compile_mode if mode == "compiled" else None
+            row["cfg"] = args.cfg
             rows.append(row)
             log(
                 f"| {args.library} | {variant} | {mode} | {row['seconds']:.3f} | "

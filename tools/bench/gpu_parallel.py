@@ -71,6 +71,12 @@ MODES = {  # world size -> ParallelismConfig options
     "tp": lambda n: {"tp_size": n},
     "ulysses_async": lambda n: {"ulysses_size": n, "ulysses_async": True},
     "ulysses_fp8": lambda n: {"ulysses_size": n, "ulysses_float8": True},
+    "ulysses_overlap": lambda n: {"ulysses_size": n, "ulysses_overlap_output": True},
+    "ulysses_async_overlap": lambda n: {
+        "ulysses_size": n,
+        "ulysses_async": True,
+        "ulysses_overlap_output": True,
+    },
     "usp": lambda n: {"ulysses_size": 2, "ring_size": n // 2},
     "ulysses_chunks2": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 2},
     "ulysses_chunks4": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 4},

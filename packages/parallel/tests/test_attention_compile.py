@@ -30,9 +30,11 @@ def _op_order(graph: torch.fx.Graph) -> list[str]:
     return names
 
 
-def _chunked_order_worker(rank: int, world_size: int) -> dict:
+def _chunked_order_worker(rank: int, world_size: int, **options) -> dict:
     torch._dynamo.reset()
-    mesh = build_cp_mesh(ParallelismConfig(ulysses_size=2, ulysses_head_chunks=2))
+    mesh = build_cp_mesh(
+        ParallelismConfig(ulysses_size=2, **(options or {"ulysses_head_chunks": 2}))
+    )
     g = torch.Generator().manual_seed(5)
     q, k, v = (torch.randn(1, 12, 8, 4, generator=g) for _ in range(3))
     q, k, v = (torch.tensor_split(t, 2, dim=1)[rank] for t in (q, k, v))
@@ -106,3 +108,24 @@ def test_compiled_waits_sit_where_results_are_needed(chunked):
         # chunk 0's output exchange is issued before chunk 1 is attended, and not waited yet
         assert "all_to_all_single" in order[first_attn:second_attn]
         assert order[second_attn:].count("wait_tensor") >= 2
+
+
+def _overlap_order_worker(rank: int, world_size: int) -> dict:
+    return _chunked_order_worker(rank, world_size, ulysses_overlap_output=True)
+
+
+@pytest.fixture(scope="module")
+def overlapped() -> list:
+    return run_distributed(_overlap_order_worker, 2)
+
+
+def test_compiled_output_exchange_overlaps_the_own_queries(overlapped):
+    for results in overlapped:
+        assert results["err"] < 1e-5
+        order = results["order"]
+        first_attn = order.index("scaled_dot_product_attention")
+        second_attn = order.index("scaled_dot_product_attention", first_attn + 1)
+        # the other ranks' rows are attended, their output exchange starts, then the own rows
+        assert order[first_attn:second_attn].count("all_to_all_single") == 1
+        assert "wait_tensor" not in order[first_attn:second_attn]
+        assert order[second_attn:].count("wait_tensor") == 1

@@ -1,5 +1,6 @@
 """Ulysses attention on 4 gloo ranks (and on two 2-rank sub-groups of them) vs one-process SDPA,
-plain and in head chunks (``ulysses_head_chunks=2``).
+plain, in head chunks (``ulysses_head_chunks=2``) and with the output exchange overlapped
+(``ulysses_overlap_output=True``).
 
 One spawned run covers every case; the test asserts each rank's error. Relative error is
 ``(out - ref).abs().max() / ref.abs().max()`` with ``ref`` the single-process SDPA on the full
@@ -100,6 +101,22 @@ def _ulysses_worker(rank: int, world_size: int) -> dict:
                 results[f"chunked_path {label}:{name}"] = len(taken) > before
     finally:
         ulysses.chunked_head_shards = plain_chunked
+    overlapped = {
+        "o4": build_cp_mesh(ParallelismConfig(ulysses_size=4, ulysses_overlap_output=True)),
+        "o2": build_cp_mesh(
+            ParallelismConfig(ulysses_size=2, ulysses_overlap_output=True), group=halves[rank // 2]
+        ),
+    }
+    plain_overlap = ulysses.attend_overlapping_output
+    ulysses.attend_overlapping_output = lambda *a, **k: taken.append(1) or plain_overlap(*a, **k)
+    try:
+        for label, mesh in overlapped.items():
+            for name, case in CASES.items():
+                before = len(taken)
+                results[f"{label}/{name}"] = _run_case(mesh, case)
+                results[f"overlap_path {label}:{name}"] = len(taken) > before
+    finally:
+        ulysses.attend_overlapping_output = plain_overlap
     results["exchanges"] = _length_exchanges(world)
     results["layout"] = (world.ulysses_rank, world.ring_size, half.cp_rank, half.ulysses_size)
     return results
@@ -113,7 +130,7 @@ def ranks() -> list:
 def test_ulysses_matches_single_process_sdpa_in_every_case(ranks):
     for rank, results in enumerate(ranks):
         count, bad = case_errors(results, TOL)
-        assert count == 2 * len(CASES) + 2 * len(CHUNKED_CASES)
+        assert count == 4 * len(CASES) + 2 * len(CHUNKED_CASES)
         assert not bad, f"rank {rank}: relative error above {TOL}: {bad}"
         assert results["layout"] == (rank, 1, rank % 2, 2)
 
@@ -132,3 +149,10 @@ def test_head_chunks_take_the_chunked_path_when_heads_divide(ranks):
         for label in ("c4", "c2"):
             for name in CHUNKED_CASES:
                 assert results[f"chunked_path {label}:{name}"] == (name != "not_divisible")
+
+
+def test_output_overlap_runs_unless_a_rank_would_hold_no_heads(ranks):
+    for results in ranks:
+        for label, size in (("o4", 4), ("o2", 2)):
+            for name, case in CASES.items():
+                assert results[f"overlap_path {label}:{name}"] == (case[3] >= size), name

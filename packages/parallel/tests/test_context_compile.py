@@ -62,6 +62,8 @@ def _worker(rank: int, world_size: int) -> dict[str, Any]:
         "ulysses": {"ulysses_size": 2},
         "async": {"ulysses_size": 2, "ulysses_async": True},
         "ring_p2p": {"ring_size": 2},  # traced as the all-gather rotation
+        "overlap": {"ulysses_size": 2, "ulysses_overlap_output": True},
+        "async_overlap": {"ulysses_size": 2, "ulysses_async": True, "ulysses_overlap_output": True},
     }
     for name, options in modes.items():
         torch._dynamo.reset()
@@ -119,7 +121,7 @@ def ranks() -> list[dict[str, Any]]:
     return run_distributed(_worker, 2)
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p"])
+@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p", "overlap", "async_overlap"])
 def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
     for results in ranks:
         r = results[mode]
@@ -132,7 +134,7 @@ def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
         assert r["exchanges_after_first"] == 0
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p"])
+@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p", "overlap", "async_overlap"])
 def test_first_forward_of_each_layout_runs_eagerly(ranks, mode):
     for results in ranks:
         assert results[mode]["eager_forwards"] == 1  # the first forward after compiling

@@ -203,10 +203,23 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
         "ring": ParallelismConfig(ring_size=2),
         "ulysses_anything": ParallelismConfig(ulysses_size=2, ulysses_anything=True),
         "async": ParallelismConfig(ulysses_size=2, ulysses_async=True),
+        "overlap": ParallelismConfig(ulysses_size=2, ulysses_overlap_output=True),
+        "async_overlap": ParallelismConfig(
+            ulysses_size=2, ulysses_async=True, ulysses_overlap_output=True
+        ),
     }
+    from ditkit_parallel.context import async_qkv
+
+    overlapped = []
+    plain_overlap = async_qkv.attend_overlapping_output
+    async_qkv.attend_overlapping_output = lambda *a, **k: (
+        overlapped.append(1) or plain_overlap(*a, **k)
+    )
     for name, config in configs.items():
         handle = _enable(model, config, group)
+        calls = len(overlapped)
         results[f"{name}/err"] = rel_error(_run(model, kwargs), ref)
+        results[f"{name}/async_overlaps"] = len(overlapped) - calls
         results[f"{name}/async_processors"] = handle.async_processors
         results[f"{name}/marked"] = bool(model._is_parallelized)
         if name == "ulysses":
@@ -221,6 +234,7 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
             _enable(model, ParallelismConfig(ulysses_size=2), group)
             results["async_vs_sync/err"] = rel_error(async_out, _run(model, kwargs))
         disable_context_parallel(model)
+    async_qkv.attend_overlapping_output = plain_overlap
     results["undo/equal"] = torch.equal(_run(model, kwargs), ref)
     results["undo/state"] = _state(model) == before
     results["undo/dispatch"] = _dispatch_fns() == dispatch_before
@@ -328,7 +342,9 @@ def family_pair(ranks) -> list[dict[str, Any]]:
     return ranks[2:]
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "ring", "ulysses_anything", "async"])
+@pytest.mark.parametrize(
+    "mode", ["ulysses", "ring", "ulysses_anything", "async", "overlap", "async_overlap"]
+)
 def test_flux_uneven_tokens_and_heads_match_single_process(flux_pair, mode):
     for rank in flux_pair:
         assert rank[f"{mode}/err"] < TOL, (mode, rank[f"{mode}/err"])
@@ -350,6 +366,9 @@ def test_async_qkv_replaces_every_flux_processor_and_equals_sync(flux_pair):
         assert rank["async/async_processors"] == 4  # 2 double + 2 single blocks
         assert rank["ulysses/async_processors"] == 0
         assert rank["async_vs_sync/err"] < TOL
+        # with ulysses_overlap_output the async processors attend in two parts too
+        assert rank["async_overlap/async_overlaps"] == 4
+        assert rank["async/async_overlaps"] == 0
 
 
 def test_undo_restores_the_transformer_bit_for_bit(flux_pair):

@@ -71,6 +71,9 @@ class ParallelismConfig(ConfigBase):
         ulysses_head_chunks (`int`, defaults to 1; ditkit only): attend in this many groups of
             heads, each group's all-to-alls overlapping another group's attention (used when
             every rank's head count divides by it; 1 = one all-to-all per tensor).
+        ulysses_overlap_output (`bool`, defaults to `False`; ditkit only): attend the other
+            ranks' queries first and send their output all-to-all while this rank's own queries
+            are attended (used with ``ring_size`` 1, no float8, every rank holding a head).
         ring_rotate_method (`str`, defaults to `"p2p"`): how K/V travel around the ring:
             ``"p2p"`` (rotate the shards) or ``"allgather"`` (gather all K/V once).
         ring_convert_to_fp32 (`bool`, defaults to `True`): merge ring partials in float32.
@@ -106,6 +109,7 @@ class ParallelismConfig(ConfigBase):
     ulysses_float8: bool = False
     ulysses_async: bool = False
     ulysses_head_chunks: int = 1
+    ulysses_overlap_output: bool = False
     extra_parallel_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     ring_rotate_method: str = "p2p"
     ring_convert_to_fp32: bool = True
@@ -233,7 +237,12 @@ class ParallelismConfig(ConfigBase):
             for name in ("ulysses_size", "ring_size", "tp_size"):
                 if getattr(self, name) is not None:
                     parts.append(f"{name}={getattr(self, name)}")
-            for flag in ("ulysses_anything", "ulysses_float8", "ulysses_async"):
+            for flag in (
+                "ulysses_anything",
+                "ulysses_float8",
+                "ulysses_async",
+                "ulysses_overlap_output",
+            ):
                 if getattr(self, flag):
                     parts.append(f"{flag}=True")
             return f"ParallelismConfig({', '.join(parts)})"

@@ -171,16 +171,26 @@ def all_to_all_seq_to_heads(
 
 
 def all_to_all_heads_to_seq(
-    y: torch.Tensor, seq_lens: Sequence[int], n_heads: int, rank: int, group: ProcessGroup
+    y: torch.Tensor,
+    seq_lens: Sequence[int],
+    n_heads: int,
+    rank: int,
+    group: ProcessGroup,
+    *,
+    skip_self: bool = False,
 ) -> Pending:
     """Full sequence, this rank's heads -> sequence-sharded, all heads (inverse of the above).
 
     Args:
-        y: ``(B, sum(seq_lens), H_rank, E)``.
+        y: ``(B, sum(seq_lens), H_rank, E)``; with ``skip_self`` only the other ranks' tokens,
+            ``(B, sum(seq_lens) - seq_lens[rank], H_rank, E)`` (rank order).
         seq_lens: every rank's local length, in group-rank order.
         n_heads: the total head count ``H``.
         rank: this rank in ``group``.
         group: the all-to-all group.
+        skip_self: leave this rank's own piece out of the exchange: the result then holds
+            the other ranks' heads only, ``H - H_rank`` of them in rank order (the caller has
+            its own piece; see :mod:`~ditkit_parallel.attention.output_overlap`).
 
     Returns:
         ``(B, seq_lens[rank], H, E)`` (a strided view), in flight until :func:`wait`.
@@ -193,19 +203,21 @@ def all_to_all_heads_to_seq(
             f"all_to_all_heads_to_seq: rank {rank} holds {mine} heads, expected "
             f"{heads[rank]} of {n_heads}"
         )
-    t_off = offsets(seq_lens)
-    in_splits = [int(n) * batch * mine * last for n in seq_lens]
+    sent_lens = [0 if skip_self and j == rank else int(n) for j, n in enumerate(seq_lens)]
+    t_off = offsets(sent_lens)
+    in_splits = [n * batch * mine * last for n in sent_lens]
     s_off = offsets(in_splits)
     # send piece j laid out (h_rank, S_j, B, E): received pieces then stack along heads
     send = y.new_empty(s_off[-1])
     for j in range(size):
-        if seq_lens[j] and mine:
-            piece = send[s_off[j] : s_off[j + 1]].view(mine, int(seq_lens[j]), batch, last)
+        if sent_lens[j] and mine:
+            piece = send[s_off[j] : s_off[j + 1]].view(mine, sent_lens[j], batch, last)
             piece.copy_(y[:, t_off[j] : t_off[j + 1]].permute(2, 1, 0, 3))
     seq = int(seq_lens[rank])
-    out_splits = [h * seq * batch * last for h in heads]
+    got = [0 if skip_self and j == rank else h for j, h in enumerate(heads)]
+    out_splits = [h * seq * batch * last for h in got]
     recv = _all_to_all(send, out_splits, in_splits, group)
-    return _arrived(recv, (n_heads, seq, batch, last), (2, 1, 0, 3))
+    return _arrived(recv, (sum(got), seq, batch, last), (2, 1, 0, 3))
 
 
 def all_reduce_sum(x: torch.Tensor, group: ProcessGroup) -> torch.Tensor:

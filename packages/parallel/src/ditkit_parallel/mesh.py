@@ -135,6 +135,8 @@ class CPMesh:
         float8: Q, V and O cross the Ulysses all-to-all in float8_e4m3fn (K stays).
         head_chunks: Ulysses attends in this many groups of heads, overlapping each group's
             all-to-alls with another group's attention (see ``attention/chunked.py``).
+        overlap_output: Ulysses attends the other ranks' queries first and sends their output
+            while this rank's own queries are attended (see ``attention/output_overlap.py``).
         ring_convert_to_fp32: merge the ring partial outputs in float32.
         ring_rotate_method: ``"p2p"`` (rotate K/V shards) or ``"allgather"`` (gather all once).
         meta_group: a gloo group over the cp ranks for the length exchange when ``cp_group``
@@ -154,6 +156,7 @@ class CPMesh:
     anything: bool = False
     float8: bool = False
     head_chunks: int = 1
+    overlap_output: bool = False
     ring_convert_to_fp32: bool = True
     ring_rotate_method: str = "p2p"
     meta_group: ProcessGroup | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -293,6 +296,7 @@ def build_cp_mesh(
         anything=bool(config.ulysses_anything),
         float8=bool(config.ulysses_float8),
         head_chunks=int(getattr(config, "ulysses_head_chunks", 1) or 1),
+        overlap_output=bool(getattr(config, "ulysses_overlap_output", False)),
         ring_convert_to_fp32=bool(config.ring_convert_to_fp32),
         ring_rotate_method=method,
         meta_group=meta_group,

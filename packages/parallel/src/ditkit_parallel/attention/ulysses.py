@@ -27,6 +27,7 @@ from ..mesh import CPMesh
 from .chunked import can_chunk, chunked_head_shards
 from .fp8 import fp8_all_to_all_heads_to_seq, fp8_all_to_all_seq_to_heads
 from .local import sdpa
+from .output_overlap import attend_overlapping_output, can_overlap_output
 
 __all__ = [
     "UlyssesShards",
@@ -123,7 +124,8 @@ def around_head_shards(
     holds no heads (fewer heads than ranks), which sends zeros back instead. ``q_lens`` and
     ``kv_lens`` are the local lengths of the Ulysses group's ranks. With ``mesh.head_chunks``
     above 1 (and heads that divide), the heads go in chunks whose all-to-alls overlap the
-    other chunks' attention (:mod:`.chunked`).
+    other chunks' attention (:mod:`.chunked`); with ``mesh.overlap_output`` the output
+    all-to-all overlaps this rank's own queries' attention (:mod:`.output_overlap`).
     """
     group, rank = mesh.ulysses_group, mesh.ulysses_rank
     assert group is not None, "Ulysses attention needs mesh.ulysses_size > 1"
@@ -149,6 +151,21 @@ def around_head_shards(
         kv_lens=kv_lens,
         float8=mesh.float8,
     )
+    if can_overlap_output(mesh, query.shape[2]) and query.shape[2] == key.shape[2]:
+
+        def attend_rows(rows: torch.Tensor) -> torch.Tensor:
+            return attend(UlyssesShards(rows, shards.key, shards.value, shards.key_mask))
+
+        return attend_overlapping_output(
+            shards.query,
+            shards.key,
+            shards.value,
+            attend_rows,
+            q_lens=q_lens,
+            n_heads=query.shape[2],
+            rank=rank,
+            group=group,
+        )
     if shards.query.shape[2] == 0:
         out = shards.query.new_zeros(shards.query.shape)
     else:

@@ -31,6 +31,7 @@ from diffusers.models.transformers.transformer_z_image import ZSingleStreamAttnP
 from ditkit_interfaces import TypeRegistry
 
 from ..attention import key_padding_mask, sdpa
+from ..attention.output_overlap import attend_overlapping_output, can_overlap_output
 from ..attention.ulysses import gather_key_mask
 from ..comm import all_to_all_heads_to_seq, all_to_all_seq_to_heads, wait
 from .routing import ContextParallelRoute, RoutedProcessor
@@ -62,7 +63,7 @@ class UlyssesExchange:
     def __init__(
         self, route: ContextParallelRoute, seq_len: int, attn_mask: torch.Tensor | None = None
     ) -> None:
-        mesh = route.mesh
+        mesh = self.mesh = route.mesh
         self.group = mesh.ulysses_group
         self.rank = mesh.ulysses_rank
         self.seq_lens, _ = mesh.seq_lens.lengths(seq_len, seq_len, mesh.cp_group, route.seq_key())
@@ -81,11 +82,20 @@ class UlyssesExchange:
     ) -> torch.Tensor:
         """Local SDPA on this rank's heads, then ``(B, S, H_r, D) -> (B, S_r, H, D)``."""
         query, key, value = wait(query), wait(key), wait(value)
-        if query.shape[2] == 0:  # more ranks than heads: this rank holds none
-            out = query
-        else:
-            mask = None if self.key_mask is None else wait(self.key_mask)
-            out = sdpa(query, key, value, mask)
+        mask = None if self.key_mask is None else wait(self.key_mask)
+        if can_overlap_output(self.mesh, n_heads) and key.shape[2] == query.shape[2]:
+            return attend_overlapping_output(
+                query,
+                key,
+                value,
+                lambda rows: sdpa(rows, key, value, mask),
+                q_lens=self.seq_lens,
+                n_heads=n_heads,
+                rank=self.rank,
+                group=self.group,
+            )
+        # more ranks than heads: this rank holds none and sends its empty shard
+        out = query if query.shape[2] == 0 else sdpa(query, key, value, mask)
         out = out.contiguous()
         return wait(all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group))
 
