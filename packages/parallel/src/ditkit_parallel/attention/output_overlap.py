@@ -34,10 +34,11 @@ from ..mesh import CPMesh
 __all__ = ["attend_overlapping_output", "can_overlap_output", "remote_rows"]
 
 
-def can_overlap_output(mesh: CPMesh, n_heads: int) -> bool:
+def can_overlap_output(mesh: CPMesh, n_heads: int, kv_heads: int) -> bool:
     """Whether ``mesh`` asks for the overlap and the layout allows it (see the module doc)."""
     return (
         mesh.overlap_output
+        and n_heads == kv_heads
         and mesh.ulysses_size > 1
         and mesh.ring_size == 1
         and not mesh.float8
@@ -55,8 +56,6 @@ def remote_rows(q_lens: Sequence[int], rank: int) -> tuple[tuple[int, int], ...]
 
 def attend_overlapping_output(
     query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
     attend: Callable[[torch.Tensor], torch.Tensor],
     *,
     q_lens: Sequence[int],
@@ -68,8 +67,8 @@ def attend_overlapping_output(
 
     Args:
         query: ``(B, sum(q_lens), H_r, D)`` (waited for), this rank's heads.
-        key, value: the matching full-sequence key/value shards (only ``attend`` reads them).
-        attend: ``attend(q_rows) -> (B, rows, H_r, D)`` over ``key`` and ``value``.
+        attend: ``attend(q_rows) -> (B, rows, H_r, D)`` over this rank's full-sequence keys
+            and values.
         q_lens: every rank's query length, group-rank order.
         n_heads: the total head count ``H``.
         rank, group: this rank and the Ulysses group.
@@ -77,7 +76,6 @@ def attend_overlapping_output(
     Returns:
         ``(B, q_lens[rank], H, D)``, this rank's queries with all heads.
     """
-    del key, value  # carried by ``attend``; named here for the reader
     off = offsets(q_lens)
     rows = [query[:, start:end] for start, end in remote_rows(q_lens, rank)]
     if rows:

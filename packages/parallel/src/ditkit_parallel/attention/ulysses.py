@@ -151,15 +151,13 @@ def around_head_shards(
         kv_lens=kv_lens,
         float8=mesh.float8,
     )
-    if can_overlap_output(mesh, query.shape[2]) and query.shape[2] == key.shape[2]:
+    if can_overlap_output(mesh, query.shape[2], key.shape[2]):
 
         def attend_rows(rows: torch.Tensor) -> torch.Tensor:
             return attend(UlyssesShards(rows, shards.key, shards.value, shards.key_mask))
 
         return attend_overlapping_output(
             shards.query,
-            shards.key,
-            shards.value,
             attend_rows,
             q_lens=q_lens,
             n_heads=query.shape[2],

@@ -83,11 +83,10 @@ class UlyssesExchange:
         """Local SDPA on this rank's heads, then ``(B, S, H_r, D) -> (B, S_r, H, D)``."""
         query, key, value = wait(query), wait(key), wait(value)
         mask = None if self.key_mask is None else wait(self.key_mask)
-        if can_overlap_output(self.mesh, n_heads) and key.shape[2] == query.shape[2]:
+        # these processors' models are multi-head: as many key/value heads as query heads
+        if can_overlap_output(self.mesh, n_heads, n_heads):
             return attend_overlapping_output(
                 query,
-                key,
-                value,
                 lambda rows: sdpa(rows, key, value, mask),
                 q_lens=self.seq_lens,
                 n_heads=n_heads,
