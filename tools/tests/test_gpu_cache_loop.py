@@ -96,3 +96,28 @@ def test_separate_cfg_cache_caches_the_same_steps_in_both_branches(tiny, monkeyp
     assert len(seen) == 2 * gpu_cache.STEPS
     expected = [i for i, m in enumerate(mask) if not m]
     assert cached and all(steps == expected for steps in cached), cached
+
+
+@pytest.mark.parametrize("calibrator", ["ts", "foca", "dmd"])
+def test_each_calibrator_suffix_enables_that_calibrator(tiny, calibrator):
+    model, data = tiny
+    library = gpu_cache.Library("ditkit")
+    outputs = []
+    for name in (None, calibrator):
+        library.enable(model, calibrator=name, Fn_compute_blocks=1, Bn_compute_blocks=0,
+                       steps_computation_mask=library.mask("fast"),
+                       steps_computation_policy="static")  # fmt: skip
+        try:
+            outputs.append(gpu_cache.denoise(model, data)[0])
+            assert library.cached_steps(model)
+        finally:
+            library.disable(model)
+    # the calibrator forecasts the cached steps' residuals instead of reusing the last one
+    assert (outputs[0] - outputs[1]).abs().max() > 1e-4
+
+
+def test_an_unknown_calibrator_suffix_is_refused(tiny):
+    model, data = tiny
+    with pytest.raises(SystemExit, match="unknown calibrator suffix"):
+        gpu_cache.run_variant(gpu_cache.Library("ditkit"), model, data, "dynamic_f1b0+xx",
+                              "eager", None)  # fmt: skip
