@@ -77,6 +77,23 @@ MODES = {  # world size -> ParallelismConfig options
         "ulysses_async": True,
         "ulysses_overlap_output": True,
     },
+    "ulysses_ce": lambda n: {"ulysses_size": n, "ulysses_copy_engine": True},
+    "ulysses_async_ce": lambda n: {
+        "ulysses_size": n,
+        "ulysses_async": True,
+        "ulysses_copy_engine": True,
+    },
+    "ulysses_ce_overlap": lambda n: {
+        "ulysses_size": n,
+        "ulysses_copy_engine": True,
+        "ulysses_overlap_output": True,
+    },
+    "ulysses_async_ce_overlap": lambda n: {
+        "ulysses_size": n,
+        "ulysses_async": True,
+        "ulysses_copy_engine": True,
+        "ulysses_overlap_output": True,
+    },
     "usp": lambda n: {"ulysses_size": 2, "ring_size": n // 2},
     "ulysses_chunks2": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 2},
     "ulysses_chunks4": lambda n: {"ulysses_size": n, "ulysses_head_chunks": 4},

@@ -6,7 +6,9 @@ error is ``(a - b).abs().max() / b.abs().max()``; compiled vs eager must agree t
 
 The graph waits for an all-to-all where the code asks for its result, not right after issuing
 it: with two head chunks all six Q/K/V exchanges are in flight before the first wait, and
-chunk 0's output exchange is issued before chunk 1's attention (what lets them overlap).
+chunk 0's output exchange is issued before chunk 1's attention (what lets them overlap). The
+copy-engine exchange's custom ops (``ulysses_copy_engine``) sit in the same places, and inductor
+keeps their in-flight buffers (same result as eager).
 """
 
 import pytest
@@ -22,11 +24,15 @@ from ditkit_testing.parallel_cases import rel_error
 def _op_order(graph: torch.fx.Graph) -> list[str]:
     """The collective ops and attention calls of a dynamo graph, in graph order."""
     names = []
+    # the copy-engine exchange's custom ops count as the issue and the wait
+    keys = {"all_to_all_single": "all_to_all_single", "ce_all_to_all": "all_to_all_single",
+            "wait_tensor": "wait_tensor", "ce_wait": "wait_tensor",
+            "scaled_dot_product_attention": "scaled_dot_product_attention"}  # fmt: skip
     for node in graph.nodes:
         target = str(getattr(node.target, "__name__", node.target))
-        for key in ("all_to_all_single", "wait_tensor", "scaled_dot_product_attention"):
+        for key, name in keys.items():
             if node.op == "call_function" and key in target:
-                names.append(key)
+                names.append(name)
     return names
 
 
@@ -97,8 +103,18 @@ def chunked() -> list:
     return run_distributed(_chunked_order_worker, 2)
 
 
-def test_compiled_waits_sit_where_results_are_needed(chunked):
-    for results in chunked:
+def _copy_engine_order_worker(rank: int, world_size: int) -> dict:
+    return _chunked_order_worker(rank, world_size, ulysses_head_chunks=2, ulysses_copy_engine=True)
+
+
+@pytest.fixture(scope="module")
+def copy_engine_chunked() -> list:
+    return run_distributed(_copy_engine_order_worker, 2)
+
+
+@pytest.mark.parametrize("exchange", ["nccl_or_gloo", "copy_engine"])
+def test_compiled_waits_sit_where_results_are_needed(chunked, copy_engine_chunked, exchange):
+    for results in chunked if exchange == "nccl_or_gloo" else copy_engine_chunked:
         assert results["err"] < 1e-5
         order = results["order"]
         assert order.count("all_to_all_single") == 8  # (Q, K, V, O) x 2 chunks

@@ -64,6 +64,12 @@ def _worker(rank: int, world_size: int) -> dict[str, Any]:
         "ring_p2p": {"ring_size": 2},  # traced as the all-gather rotation
         "overlap": {"ulysses_size": 2, "ulysses_overlap_output": True},
         "async_overlap": {"ulysses_size": 2, "ulysses_async": True, "ulysses_overlap_output": True},
+        "copy_engine": {"ulysses_size": 2, "ulysses_copy_engine": True},
+        "async_copy_engine": {
+            "ulysses_size": 2,
+            "ulysses_async": True,
+            "ulysses_copy_engine": True,
+        },
     }
     for name, options in modes.items():
         torch._dynamo.reset()
@@ -121,7 +127,11 @@ def ranks() -> list[dict[str, Any]]:
     return run_distributed(_worker, 2)
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p", "overlap", "async_overlap"])
+MODES = ["ulysses", "async", "ring_p2p", "overlap", "async_overlap", "copy_engine",
+         "async_copy_engine"]  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
     for results in ranks:
         r = results[mode]
@@ -134,7 +144,7 @@ def test_regional_compile_is_whole_graphs_and_exact(ranks, mode):
         assert r["exchanges_after_first"] == 0
 
 
-@pytest.mark.parametrize("mode", ["ulysses", "async", "ring_p2p", "overlap", "async_overlap"])
+@pytest.mark.parametrize("mode", MODES)
 def test_first_forward_of_each_layout_runs_eagerly(ranks, mode):
     for results in ranks:
         assert results[mode]["eager_forwards"] == 1  # the first forward after compiling

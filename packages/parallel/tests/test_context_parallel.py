@@ -207,8 +207,20 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
         "async_overlap": ParallelismConfig(
             ulysses_size=2, ulysses_async=True, ulysses_overlap_output=True
         ),
+        "copy_engine": ParallelismConfig(ulysses_size=2, ulysses_copy_engine=True),
+        "async_copy_engine": ParallelismConfig(
+            ulysses_size=2, ulysses_async=True, ulysses_copy_engine=True
+        ),
+        "copy_engine_overlap": ParallelismConfig(
+            ulysses_size=2, ulysses_copy_engine=True, ulysses_overlap_output=True
+        ),
     }
+    from ditkit_parallel import copy_engine
     from ditkit_parallel.context import async_qkv
+
+    exchanged = []
+    plain_start = copy_engine.start
+    copy_engine.start = lambda *a, **k: exchanged.append(1) or plain_start(*a, **k)
 
     overlapped = []
     plain_overlap = async_qkv.attend_overlapping_output
@@ -217,9 +229,10 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
     )
     for name, config in configs.items():
         handle = _enable(model, config, group)
-        calls = len(overlapped)
+        calls, copies = len(overlapped), len(exchanged)
         results[f"{name}/err"] = rel_error(_run(model, kwargs), ref)
         results[f"{name}/async_overlaps"] = len(overlapped) - calls
+        results[f"{name}/copy_engine_exchanges"] = len(exchanged) - copies
         results[f"{name}/async_processors"] = handle.async_processors
         results[f"{name}/marked"] = bool(model._is_parallelized)
         if name == "ulysses":
@@ -235,6 +248,7 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
             results["async_vs_sync/err"] = rel_error(async_out, _run(model, kwargs))
         disable_context_parallel(model)
     async_qkv.attend_overlapping_output = plain_overlap
+    copy_engine.start = plain_start
     results["undo/equal"] = torch.equal(_run(model, kwargs), ref)
     results["undo/state"] = _state(model) == before
     results["undo/dispatch"] = _dispatch_fns() == dispatch_before
@@ -342,13 +356,26 @@ def family_pair(ranks) -> list[dict[str, Any]]:
     return ranks[2:]
 
 
+MODES = ["ulysses", "ring", "ulysses_anything", "async", "overlap", "async_overlap"]
+
+
 @pytest.mark.parametrize(
-    "mode", ["ulysses", "ring", "ulysses_anything", "async", "overlap", "async_overlap"]
+    "mode", [*MODES, "copy_engine", "async_copy_engine", "copy_engine_overlap"]
 )
 def test_flux_uneven_tokens_and_heads_match_single_process(flux_pair, mode):
     for rank in flux_pair:
         assert rank[f"{mode}/err"] < TOL, (mode, rank[f"{mode}/err"])
         assert rank[f"{mode}/marked"]
+
+
+def test_copy_engine_option_routes_every_ulysses_exchange_through_it(flux_pair):
+    for rank in flux_pair:
+        # 4 attention modules x (Q, K, V, O) per forward
+        assert rank["copy_engine/copy_engine_exchanges"] == 16
+        assert rank["async_copy_engine/copy_engine_exchanges"] == 16
+        # with the output overlap each O exchange leaves the own piece out: still 4 per module
+        assert rank["copy_engine_overlap/copy_engine_exchanges"] == 16
+        assert all(rank[f"{mode}/copy_engine_exchanges"] == 0 for mode in MODES)
 
 
 def test_next_step_reuses_the_exchanged_lengths(flux_pair):

@@ -74,6 +74,9 @@ class ParallelismConfig(ConfigBase):
         ulysses_overlap_output (`bool`, defaults to `False`; ditkit only): attend the other
             ranks' queries first and send their output all-to-all while this rank's own queries
             are attended (used with ``ring_size`` 1, no float8, every rank holding a head).
+        ulysses_copy_engine (`bool`, defaults to `False`; ditkit only): move the Ulysses
+            all-to-alls with the GPUs' copy engines through symmetric memory (peer copies over
+            NVLink, no SMs) instead of NCCL kernels; the Ulysses group's ranks must share a host.
         ring_rotate_method (`str`, defaults to `"p2p"`): how K/V travel around the ring:
             ``"p2p"`` (rotate the shards) or ``"allgather"`` (gather all K/V once).
         ring_convert_to_fp32 (`bool`, defaults to `True`): merge ring partials in float32.
@@ -110,6 +113,7 @@ class ParallelismConfig(ConfigBase):
     ulysses_async: bool = False
     ulysses_head_chunks: int = 1
     ulysses_overlap_output: bool = False
+    ulysses_copy_engine: bool = False
     extra_parallel_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     ring_rotate_method: str = "p2p"
     ring_convert_to_fp32: bool = True
@@ -242,6 +246,7 @@ class ParallelismConfig(ConfigBase):
                 "ulysses_float8",
                 "ulysses_async",
                 "ulysses_overlap_output",
+                "ulysses_copy_engine",
             ):
                 if getattr(self, flag):
                     parts.append(f"{flag}=True")

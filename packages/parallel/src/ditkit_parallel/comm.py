@@ -42,6 +42,8 @@ import torch.distributed as dist
 import torch.distributed._functional_collectives as fc
 from torch.distributed import ProcessGroup
 
+from . import copy_engine
+
 __all__ = [
     "InFlight",
     "Pending",
@@ -74,15 +76,23 @@ class InFlight(NamedTuple):
     raw: torch.Tensor
     shape: tuple[int, ...]
     dims: tuple[int, ...]
+    #: the send buffer of a copy-engine exchange (:mod:`~ditkit_parallel.copy_engine`), kept
+    #: alive until the wait; ``None`` for NCCL/gloo
+    send: torch.Tensor | None = None
 
 
 Pending = torch.Tensor | InFlight
 
 
-def _arrived(recv: torch.Tensor, shape: tuple[int, ...], dims: tuple[int, ...]) -> Pending:
+def _arrived(
+    recv: torch.Tensor,
+    shape: tuple[int, ...],
+    dims: tuple[int, ...],
+    send: torch.Tensor | None = None,
+) -> Pending:
     """``recv.view(shape).permute(dims)``, or under compile the :class:`InFlight` for it."""
     if torch.compiler.is_compiling():
-        return InFlight(recv, shape, dims)
+        return InFlight(recv, shape, dims, send)
     return recv.view(shape).permute(dims)
 
 
@@ -92,34 +102,46 @@ def wait(tensor: Pending) -> torch.Tensor:
     if isinstance(tensor, fc.AsyncCollectiveTensor):
         return tensor.wait()
     if isinstance(tensor, InFlight):  # compiled: the graph waits here, where it is needed
+        if tensor.send is not None:
+            torch.ops.ditkit_parallel.ce_wait(tensor.raw, tensor.send)
+            return tensor.raw.view(tensor.shape).permute(tensor.dims)
         return _c10d.wait_tensor(tensor.raw).view(tensor.shape).permute(tensor.dims)
     if _PENDING and tensor.numel():
         work = _PENDING.pop(tensor.untyped_storage().data_ptr(), None)
         if work is not None:
             work.wait()
+    if copy_engine._INFLIGHT:
+        copy_engine.finish(tensor)
     return tensor
 
 
 def _all_to_all(
     send: torch.Tensor, out_splits: list[int], in_splits: list[int], group: ProcessGroup
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All-to-all of a flat tensor; functional under compile, ``torch.distributed`` eagerly.
 
     Under compile the raw functional op is traced, not ``fc.all_to_all_single``: while tracing,
     that one waits right after issuing (``_maybe_wrap_tensor``), so nothing could overlap the
-    exchange; here the graph's ``wait_tensor`` is placed by :func:`wait`.
+    exchange; here the graph's ``wait_tensor`` is placed by :func:`wait`. A group routed to the
+    copy engines (:func:`~ditkit_parallel.copy_engine.route`) exchanges through them instead;
+    the second value is then ``send``, which the wait must keep alive (else ``None``).
     """
+    name = fc._resolve_group_name(group, "")
+    if copy_engine.routed(name):
+        if torch.compiler.is_compiling():
+            recv = torch.ops.ditkit_parallel.ce_all_to_all(send, out_splits, in_splits, name)
+        else:
+            recv = copy_engine.start(send, out_splits, in_splits, name)
+        return recv, send
     if torch.compiler.is_compiling():
-        return _c10d.all_to_all_single(
-            send, out_splits, in_splits, fc._resolve_group_name(group, "")
-        )
+        return _c10d.all_to_all_single(send, out_splits, in_splits, name), None
     recv = send.new_empty(sum(out_splits))
     work = dist.all_to_all_single(recv, send, out_splits, in_splits, group=group, async_op=True)
     if recv.numel():
         _PENDING[recv.untyped_storage().data_ptr()] = work
     else:  # an empty result has no storage of its own to key the Work by
         work.wait()
-    return recv
+    return recv, None
 
 
 def head_split_sizes(n_heads: int, size: int) -> list[int]:
@@ -166,8 +188,8 @@ def all_to_all_seq_to_heads(
             piece.copy_(x[:, :, h_off[j] : h_off[j + 1]].transpose(0, 1))
     mine = heads[rank]
     out_splits = [int(n) * batch * mine * last for n in seq_lens]
-    recv = _all_to_all(send, out_splits, in_splits, group)
-    return _arrived(recv, (sum(seq_lens), batch, mine, last), (1, 0, 2, 3))
+    recv, keep = _all_to_all(send, out_splits, in_splits, group)
+    return _arrived(recv, (sum(seq_lens), batch, mine, last), (1, 0, 2, 3), keep)
 
 
 def all_to_all_heads_to_seq(
@@ -216,8 +238,8 @@ def all_to_all_heads_to_seq(
     seq = int(seq_lens[rank])
     got = [0 if skip_self and j == rank else h for j, h in enumerate(heads)]
     out_splits = [h * seq * batch * last for h in got]
-    recv = _all_to_all(send, out_splits, in_splits, group)
-    return _arrived(recv, (sum(got), seq, batch, last), (2, 1, 0, 3))
+    recv, keep = _all_to_all(send, out_splits, in_splits, group)
+    return _arrived(recv, (sum(got), seq, batch, last), (2, 1, 0, 3), keep)
 
 
 def all_reduce_sum(x: torch.Tensor, group: ProcessGroup) -> torch.Tensor:

@@ -29,6 +29,8 @@ from torch.distributed import ProcessGroup
 from ditkit_interfaces.errors import ConfigError
 from ditkit_interfaces.parallel_config import ParallelismConfig
 
+from . import copy_engine
+
 __all__ = ["RING_ROTATE_METHODS", "CPMesh", "SeqLenTable", "build_cp_mesh", "cp_grid_position"]
 
 RING_ROTATE_METHODS = ("p2p", "allgather")
@@ -137,6 +139,8 @@ class CPMesh:
             all-to-alls with another group's attention (see ``attention/chunked.py``).
         overlap_output: Ulysses attends the other ranks' queries first and sends their output
             while this rank's own queries are attended (see ``attention/output_overlap.py``).
+        copy_engine: the Ulysses all-to-alls are moved by the copy engines through symmetric
+            memory instead of NCCL (see ``copy_engine.py``; the group is routed there).
         ring_convert_to_fp32: merge the ring partial outputs in float32.
         ring_rotate_method: ``"p2p"`` (rotate K/V shards) or ``"allgather"`` (gather all once).
         meta_group: a gloo group over the cp ranks for the length exchange when ``cp_group``
@@ -157,6 +161,7 @@ class CPMesh:
     float8: bool = False
     head_chunks: int = 1
     overlap_output: bool = False
+    copy_engine: bool = False
     ring_convert_to_fp32: bool = True
     ring_rotate_method: str = "p2p"
     meta_group: ProcessGroup | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -283,6 +288,8 @@ def build_cp_mesh(
                 f"build_cp_mesh: this rank is {dist.get_rank(sub)} in its {name} group, expected "
                 f"{expected}; the CP group's global ranks must be in increasing order"
             )
+    copy = bool(getattr(config, "ulysses_copy_engine", False))
+    copy_engine.route(ulysses_group, copy)
     return CPMesh(
         ulysses_group=ulysses_group,
         ulysses_size=ulysses,
@@ -297,6 +304,7 @@ def build_cp_mesh(
         float8=bool(config.ulysses_float8),
         head_chunks=int(getattr(config, "ulysses_head_chunks", 1) or 1),
         overlap_output=bool(getattr(config, "ulysses_overlap_output", False)),
+        copy_engine=copy,
         ring_convert_to_fp32=bool(config.ring_convert_to_fp32),
         ring_rotate_method=method,
         meta_group=meta_group,

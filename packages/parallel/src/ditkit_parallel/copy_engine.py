@@ -1,0 +1,240 @@
+"""Ulysses all-to-alls moved by the GPU's copy engines instead of NCCL's SM kernels.
+
+NCCL moves data with kernels that occupy streaming multiprocessors, so an all-to-all issued
+beside a matmul slows the matmul by about as much as it hides (docs/parallel.md, 2×H200 at
+2048²). Here every rank copies the pieces its peers need into a symmetric-memory workspace
+(``torch.distributed._symmetric_memory``: each rank's workspace is mapped into its peers'
+address space over NVLink), and each rank then *pulls* its pieces from its peers' workspaces
+with plain device copies. Contiguous same-dtype copies are ``cudaMemcpyAsync`` calls, which the
+copy engines carry out without SMs. Everything runs on one side stream, in this order per
+exchange:
+
+1. wait for the producer (the main stream) of ``send``;
+2. stage the peers' pieces of ``send`` in this rank's workspace (this rank's own piece is
+   copied straight into the result on a second side stream, beside steps 2-4);
+3. barrier: every rank has staged;
+4. pull the piece each peer staged for this rank into the result; record ``arrived``;
+5. barrier: every rank has pulled, so the workspaces may be staged again (the next exchange's
+   step 2 follows this on the same stream).
+
+:func:`finish` makes the main stream wait for ``arrived``. Only the ranks of one host can map
+each other's memory, so the option is for Ulysses groups inside a node.
+
+The exchange is two custom ops, so ``torch.compile`` traces it with no graph break:
+``ditkit_parallel::ce_all_to_all(send, out_splits, in_splits, group_name) -> recv`` issues it
+and ``ditkit_parallel::ce_wait(recv, send)`` (declared as mutating ``recv``) waits; ``send``
+is an input of the wait so that inductor keeps its buffer until then. On CPU tensors (gloo,
+the tests) the same ops run ``torch.distributed.all_to_all_single`` asynchronously.
+
+Routing is per process group (:func:`route`, called by ``build_cp_mesh`` from
+``ParallelismConfig(ulysses_copy_engine=True)``): :mod:`ditkit_parallel.comm` sends a routed
+group's all-to-alls here.
+
+Example:
+    >>> routed("some-group")
+    False
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["finish", "route", "routed", "start"]
+
+#: names of the process groups whose all-to-alls go through the copy engines
+_ROUTED: frozenset[str] = frozenset()
+#: results in flight, by their storage's address: the event (CUDA) or ``Work`` (CPU) to wait
+_INFLIGHT: dict[int, Any] = {}
+#: per group name: the :class:`_Exchanger` that owns the workspace and the side stream
+_EXCHANGERS: dict[str, _Exchanger] = {}
+#: a stuck peer raises after this long instead of hanging the job
+BARRIER_TIMEOUT_MS = 120_000
+#: workspaces grow in steps of this many bytes (every rank computes the same size)
+GROWTH_BYTES = 64 * 2**20
+
+
+def route(group: dist.ProcessGroup | None, enabled: bool) -> None:
+    """Send ``group``'s Ulysses all-to-alls through the copy engines (or stop doing so)."""
+    global _ROUTED
+    if group is None:
+        return
+    name = group.group_name
+    _ROUTED = _ROUTED | {name} if enabled else _ROUTED - {name}
+
+
+def routed(group_name: str) -> bool:
+    """Whether the group named ``group_name`` exchanges through the copy engines."""
+    return group_name in _ROUTED
+
+
+def _offsets(sizes: Sequence[int]) -> list[int]:
+    out = [0]
+    for n in sizes:
+        out.append(out[-1] + int(n))
+    return out
+
+
+class _Exchanger:
+    """One group's symmetric workspace, side stream and per-split-signature layouts."""
+
+    def __init__(self, group_name: str, device: torch.device) -> None:
+        from torch.distributed.distributed_c10d import _resolve_process_group
+
+        self.group = _resolve_process_group(group_name)
+        self.group_name = group_name
+        self.rank, self.size = dist.get_rank(self.group), dist.get_world_size(self.group)
+        self.device = device
+        self.stream = torch.cuda.Stream(device=device)
+        self.own_stream = torch.cuda.Stream(device=device)  # the own piece's local copy
+        self.workspace: torch.Tensor | None = None
+        self.handle: Any = None
+        # (out_splits, in_splits) -> (where each peer staged this rank's piece, the most
+        # elements any rank stages)
+        self.layouts: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[list[int], int]] = {}
+
+    def layout(self, out_splits: Sequence[int], in_splits: Sequence[int]) -> tuple[list[int], int]:
+        """Learn every rank's send layout once per split signature (a host collective)."""
+        key = (tuple(int(n) for n in out_splits), tuple(int(n) for n in in_splits))
+        if key not in self.layouts:
+            every: list[Any] = [None] * self.size
+            dist.all_gather_object(every, list(key[1]), group=self.group)
+            staged_at = [sum(every[j][: self.rank]) for j in range(self.size)]
+            self.layouts[key] = (staged_at, max(sum(splits) for splits in every))
+        return self.layouts[key]
+
+    def ensure(self, nbytes: int) -> None:
+        """A workspace of at least ``nbytes`` on every rank (collective when it grows)."""
+        have = 0 if self.workspace is None else self.workspace.numel()
+        if nbytes <= have:
+            return
+        if torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                "ulysses_copy_engine: the workspace must grow during CUDA graph capture; run "
+                "one request of this size before capturing"
+            )
+        import torch.distributed._symmetric_memory as symm_mem
+
+        self.stream.synchronize()  # the peers have pulled everything from the old workspace
+        size = -(-nbytes // GROWTH_BYTES) * GROWTH_BYTES
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # enable_symm_mem_for_group is deprecated later
+            if hasattr(symm_mem, "enable_symm_mem_for_group"):
+                symm_mem.enable_symm_mem_for_group(self.group_name)
+        try:
+            self.workspace = symm_mem.empty(size, dtype=torch.uint8, device=self.device)
+            self.handle = symm_mem.rendezvous(self.workspace, self.group_name)
+        except RuntimeError as error:
+            raise RuntimeError(
+                "ParallelismConfig(ulysses_copy_engine=True) needs CUDA symmetric memory over "
+                "the Ulysses group (its ranks on one host, peer access between their GPUs); "
+                f"it failed with: {error}. Set ulysses_copy_engine=False to exchange with NCCL"
+            ) from error
+
+    def start(
+        self, send: torch.Tensor, out_splits: Sequence[int], in_splits: Sequence[int]
+    ) -> torch.Tensor:
+        staged_at, most = self.layout(out_splits, in_splits)
+        self.ensure(most * send.element_size())
+        out_off, in_off = _offsets(out_splits), _offsets(in_splits)
+        recv = send.new_empty(out_off[-1])
+        me, handle = self.rank, self.handle
+        main = torch.cuda.current_stream(self.device)
+        own_done = None
+        if out_splits[me]:  # this rank's own piece, on a second engine beside the exchange
+            self.own_stream.wait_stream(main)
+            with torch.cuda.stream(self.own_stream):
+                recv[out_off[me] : out_off[me + 1]].copy_(send[in_off[me] : in_off[me + 1]])
+                own_done = torch.cuda.Event()
+                own_done.record(self.own_stream)
+            send.record_stream(self.own_stream)
+            recv.record_stream(self.own_stream)
+        self.stream.wait_stream(main)
+        with torch.cuda.stream(self.stream):
+            if in_off[-1]:
+                mine = handle.get_buffer(me, (in_off[-1],), send.dtype, 0)
+                for k in range(self.size):
+                    if k != me and in_splits[k]:
+                        mine[in_off[k] : in_off[k + 1]].copy_(send[in_off[k] : in_off[k + 1]])
+            handle.barrier(channel=0, timeout_ms=BARRIER_TIMEOUT_MS)
+            for j in range(self.size):
+                if j != me and out_splits[j]:
+                    theirs = handle.get_buffer(j, (int(out_splits[j]),), send.dtype, staged_at[j])
+                    recv[out_off[j] : out_off[j + 1]].copy_(theirs)
+            if own_done is not None:
+                self.stream.wait_event(own_done)
+            arrived = torch.cuda.Event()
+            arrived.record(self.stream)
+            handle.barrier(channel=0, timeout_ms=BARRIER_TIMEOUT_MS)
+        send.record_stream(self.stream)
+        recv.record_stream(self.stream)
+        if recv.numel():
+            _INFLIGHT[recv.untyped_storage().data_ptr()] = arrived
+        return recv
+
+
+def start(
+    send: torch.Tensor, out_splits: Sequence[int], in_splits: Sequence[int], group_name: str
+) -> torch.Tensor:
+    """Issue the all-to-all of the flat ``send`` (``torch.distributed.all_to_all_single``'s
+    split semantics); the result is in flight until :func:`finish`."""
+    if not send.is_cuda:  # gloo (CPU tests): the same ops, NCCL-free
+        from torch.distributed.distributed_c10d import _resolve_process_group
+
+        recv = send.new_empty(sum(int(n) for n in out_splits))
+        work = dist.all_to_all_single(
+            recv,
+            send,
+            list(out_splits),
+            list(in_splits),
+            group=_resolve_process_group(group_name),
+            async_op=True,
+        )
+        if recv.numel():
+            _INFLIGHT[recv.untyped_storage().data_ptr()] = work
+        else:
+            work.wait()
+        return recv
+    exchanger = _EXCHANGERS.get(group_name)
+    if exchanger is None:
+        exchanger = _EXCHANGERS[group_name] = _Exchanger(group_name, send.device)
+    return exchanger.start(send.contiguous(), out_splits, in_splits)
+
+
+def finish(recv: torch.Tensor) -> None:
+    """Make the current stream wait for ``recv`` (a result of :func:`start`) to arrive."""
+    if not recv.numel():
+        return
+    pending = _INFLIGHT.pop(recv.untyped_storage().data_ptr(), None)
+    if pending is None:
+        return
+    if isinstance(pending, torch.cuda.Event):
+        torch.cuda.current_stream(recv.device).wait_event(pending)
+    else:
+        pending.wait()
+
+
+@torch.library.custom_op("ditkit_parallel::ce_all_to_all", mutates_args=())
+def _ce_all_to_all(
+    send: torch.Tensor, out_splits: list[int], in_splits: list[int], group_name: str
+) -> torch.Tensor:
+    return start(send, out_splits, in_splits, group_name)
+
+
+@_ce_all_to_all.register_fake
+def _(send: torch.Tensor, out_splits: list[int], in_splits: list[int], group_name: str):
+    return send.new_empty(sum(out_splits))
+
+
+@torch.library.custom_op("ditkit_parallel::ce_wait", mutates_args=("recv",))
+def _ce_wait(recv: torch.Tensor, send: torch.Tensor) -> None:
+    finish(recv)
+
+
+@_ce_wait.register_fake
+def _(recv: torch.Tensor, send: torch.Tensor) -> None:
+    return None
