@@ -1,12 +1,15 @@
 """DMD: exact on sums of exponentials (ridge 0), the ridge bound, the fallbacks and the guard."""
 
+import dataclasses
 import math
+import weakref
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from ditkit_calibrators import DMDCalibrator, TaylorSeerCalibrator
-from ditkit_calibrators.dmd import fit_item
+from ditkit_calibrators.dmd import _householder_r, _svd, fit_item
 from ditkit_interfaces import Calibrator, ConfigError
 
 D = 48  # features per item
@@ -158,7 +161,8 @@ def test_finiteness_guard_returns_the_newest_snapshot():
     feed(dmd, grow, range(6))
     assert forecast(dmd, 20).abs().max().item() > 1e19  # finite in float32
     result = forecast(dmd, 60)  # 1e60 overflows float32
-    assert dmd.last_method == "newest" and result is dmd.snapshots[-1]
+    # a device-side torch.where (no sync): the newest snapshot's values, in a new tensor
+    assert dmd.last_method == "newest" and torch.equal(result, dmd.snapshots[-1])
 
 
 def test_degenerate_items_return_the_newest_snapshot():
@@ -215,3 +219,236 @@ def test_protocol_and_options_are_checked():
             DMDCalibrator(**bad)
     with pytest.raises(ConfigError, match="windows"):
         DMDCalibrator(windows=3)
+
+
+# -- the real-basis formulation against the former complex128 one ------------------------------
+
+
+def complex_reference(snapshots, k, rank=0, ridge=1e-8, precision="medium"):
+    """The former formulation: d x r complex128 modes, ``lstsq`` on them, ``Re(Phi λ^k b)``."""
+    x, x_next = snapshots[:, :-1], snapshots[:, 1:]
+    u, s, v = _svd(x, precision)
+    r = max(int((s > 1e-4 * s[0]).sum()) if rank == 0 else min(rank, s.numel()), 1)
+    u_r, v_r = u[:, :r].to(torch.complex128), v[:, :r].to(torch.complex128)
+    scale = (1.0 / (s[:r] + ridge)).to(torch.complex128)
+    projected = (x_next.to(torch.complex128) @ v_r) * scale
+    eigenvalues, vectors = torch.linalg.eig(u_r.mH @ projected)
+    modes = projected @ vectors
+    target = snapshots[:, -1:].to(torch.complex128)
+    amplitudes = torch.linalg.lstsq(modes, target, driver="gelsd").solution[:, 0]
+    powers = eigenvalues ** torch.tensor(k, dtype=torch.float64)
+    return (modes @ (powers * amplitudes)).real, r
+
+
+def low_rank_snapshots(seed, d=200, n=6, noise=1e-3):
+    """Two real exponentials and a damped rotation in ``d`` dimensions, plus Gaussian noise."""
+    generator = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(d, 4, generator=generator, dtype=torch.float64)
+    t = torch.arange(n, dtype=torch.float64)
+    rho, w = 0.95, 0.7
+    weights = torch.stack([0.8**t, 1.05**t, rho**t * torch.cos(w * t), rho**t * torch.sin(w * t)])
+    noisy = torch.randn(d, n, generator=generator, dtype=torch.float64)
+    return vectors @ weights + noise * noisy
+
+
+CASES = [  # (seed, d, n, noise, rank, ridge): auto rank full or truncated, fixed ranks, ridges
+    (0, 200, 6, 1e-3, 0, 0.0),
+    (1, 200, 6, 1e-3, 0, 1e-8),
+    (2, 200, 7, 1e-3, 0, 1e-2),
+    (3, 200, 6, 1e-11, 0, 0.0),  # the noise under 1e-4 sigma_0: auto rank 4
+    (4, 200, 6, 1e-11, 0, 1e-3),
+    (5, 200, 6, 1e-3, 1, 0.0),
+    (6, 200, 6, 1e-3, 2, 1e-8),
+    (7, 200, 6, 1e-3, 3, 1e-3),
+    (8, 200, 7, 1e-3, 5, 0.0),
+    (9, 200, 6, 1e-3, 9, 1e-8),  # rank above n - 1: n - 1
+    (10, 4, 7, 1e-3, 0, 1e-8),  # d < n - 1: T is 4 x 7, U is square
+]
+
+
+@pytest.mark.parametrize("precision", ["low", "medium", "high"])
+@pytest.mark.parametrize(("seed", "d", "n", "noise", "rank", "ridge"), CASES)
+def test_real_basis_forecast_equals_the_complex128_formulation(
+    seed, d, n, noise, rank, ridge, precision
+):
+    snapshots = low_rank_snapshots(seed, d=d, n=n, noise=noise)
+    fit = fit_item(snapshots, rank=rank, ridge=ridge, svd_precision=precision)
+    for k in (0.0, 0.5, 1.0, 2.0, 3.5):
+        want, r = complex_reference(snapshots, k, rank, ridge, precision)
+        assert fit.rank == r
+        assert relative_error(fit.forecast(k), want) <= 1e-9, (k, r)
+    if noise < 1e-6 and rank == 0:
+        assert fit.rank == 4
+
+
+def test_regular_amplitudes_are_w_inverse_times_the_basis_least_squares():
+    # W invertible, P of full column rank: b = W^{-1} lstsq(P, x_{n-1})
+    snapshots = low_rank_snapshots(20, noise=1e-3)
+    fit = fit_item(snapshots, ridge=0.0)
+    basis_solution = torch.linalg.lstsq(fit.basis, snapshots[:, -1:]).solution[:, 0]
+    want = torch.linalg.solve(fit.vectors, basis_solution.to(torch.complex128))
+    assert relative_error(fit.amplitudes, want) <= 1e-9
+
+
+def test_degenerate_basis_keeps_the_minimum_norm_amplitudes():
+    # the newest snapshot repeats the one before: X' has rank n - 2 < r = n - 1, so P (and Phi)
+    # are rank-deficient and W^{-1} lstsq(P, .) is not defined by a full-rank P; both forms
+    # take gelsd's minimum-norm solution with the same cut-off
+    snapshots = low_rank_snapshots(21, noise=1e-3)
+    snapshots[:, -1] = snapshots[:, -2]
+    fit = fit_item(snapshots, ridge=0.0)
+    assert fit.rank == 5
+    for k in (1.0, 2.5):
+        want, _ = complex_reference(snapshots, k, ridge=0.0)
+        assert relative_error(fit.forecast(k), want) <= 1e-9
+    assert torch.isfinite(fit.forecast(3.0)).all()
+
+
+@pytest.mark.parametrize("shape", [(300, 6), (6, 6), (3, 6), (50, 2)])
+def test_householder_r_matches_lapack(shape):
+    generator = torch.Generator().manual_seed(sum(shape))
+    matrix = torch.randn(*shape, generator=generator, dtype=torch.float64)
+    matrix[:, 1] = 0.0  # a zero column: a zero reflector, no division by zero
+    got = _householder_r(matrix.T.contiguous().T)  # column-major, as the fit passes it
+    want = torch.linalg.qr(matrix, mode="r").R
+    assert got.shape == want.shape and torch.isfinite(got).all()
+    assert torch.allclose(got.abs(), want.abs(), rtol=1e-12, atol=1e-12)  # rows up to sign
+    assert torch.allclose(got.mT @ got, matrix.mT @ matrix, rtol=1e-12, atol=1e-10)
+
+
+class Allocations(TorchDispatchMode):
+    """The new tensors operations return (not views, not in place): ``(shape, dtype)`` in
+    ``fresh``; for those of more than ``large`` elements, when they are made and freed."""
+
+    def __init__(self, large):
+        super().__init__()
+        self.large = large
+        self.fresh = []
+        self.events = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        if not func.is_view and not func._schema.is_mutable:
+            for out in result if isinstance(result, tuple | list) else [result]:
+                if isinstance(out, torch.Tensor):
+                    key = (tuple(out.shape), out.dtype)
+                    self.fresh.append(key)
+                    if out.numel() > self.large:  # a view keeps its base (and this) alive
+                        self.events.append(("new", key))
+                        weakref.finalize(out, self.events.append, ("freed", key))
+        return result
+
+
+def test_the_fit_allocates_one_d_by_n_working_copy_and_the_basis():
+    d, n = 600, 6
+    vectors = torch.randn(3, d, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def signal(step):  # a bfloat16 [1, 20, 30] residual: the fit upcasts column by column
+        value = 0.9**step * vectors[0] + 0.7**step * vectors[1] + 1.02**step * vectors[2]
+        return value.reshape(1, 20, 30).bfloat16()
+
+    dmd = DMDCalibrator()
+    feed(dmd, signal, range(n))
+    with Allocations(large=d) as seen:
+        forecast(dmd, n)  # the fit and one forecast
+        events = list(seen.events)
+    (fit,) = dmd.fits
+    big = [(shape, dtype) for shape, dtype in seen.fresh if math.prod(shape) > d]
+    # the float64 working copy (the QR overwrites it) and the basis P: nothing else with d rows
+    work, basis = ((n, d), torch.float64), ((d, fit.rank), torch.float64)
+    assert big == [work, basis]
+    # and the working copy (no view of it either) is gone before the basis is made
+    assert events == [("new", work), ("freed", work), ("new", basis)]
+
+
+def test_no_d_sized_tensor_is_complex():
+    dmd = DMDCalibrator()
+    feed(dmd, SIGNAL, range(6))
+    forecast(dmd, 7)
+    d = SIGNAL(0)[0].numel()
+    for fit in dmd.fits:
+        r = fit.rank
+        tensors = {
+            field.name: getattr(fit, field.name)
+            for field in dataclasses.fields(fit)
+            if isinstance(getattr(fit, field.name), torch.Tensor)
+        }
+        assert tensors["basis"].shape == (d, r)
+        for name, tensor in tensors.items():
+            if d in tensor.shape:
+                assert tensor.dtype == torch.float64 and not tensor.is_complex(), name
+            if tensor.is_complex():
+                assert tensor.numel() <= r * r, name
+
+
+class ComplexSizes(TorchDispatchMode):
+    """Records the largest complex tensor any operation returns (and scalar reads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest_complex = 0
+        self.scalar_reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.scalar_reads += 1  # what .item(), bool() and float() of a tensor dispatch to
+        result = func(*args, **(kwargs or {}))
+        outputs = result if isinstance(result, tuple | list) else [result]
+        for out in outputs:
+            if isinstance(out, torch.Tensor) and out.is_complex():
+                self.largest_complex = max(self.largest_complex, out.numel())
+        return result
+
+
+def test_fit_and_forecast_create_no_d_sized_complex_tensor():
+    snapshots = low_rank_snapshots(12, noise=1e-3)
+    with ComplexSizes() as seen:
+        fit = fit_item(snapshots, ridge=1e-8)
+        fit.forecast(2.5)
+    assert fit.rank == 5
+    # the largest: W and R_G W (r x r); the device gets (lambda, W, b) as float64 pairs
+    assert 0 < seen.largest_complex <= fit.rank * fit.rank < snapshots.shape[0]
+
+
+def refuse_host_reads(patch):
+    """Make reading a tensor's value on the host (what a CUDA sync is for) raise."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a host read of a tensor inside approximate()")
+
+    for name in ("__bool__", "__float__", "__int__", "__index__", "item", "tolist", "cpu", "numpy"):
+        patch.setattr(torch.Tensor, name, refuse)
+
+
+@pytest.mark.parametrize(
+    ("signal", "step", "method"),
+    [
+        (lambda s: SIGNAL(s).float(), 7, "dmd"),
+        (lambda s: torch.full((1, 4), 10.0**s, dtype=torch.float32), 60, "newest"),
+    ],
+)
+def test_cached_forecasts_read_nothing_on_the_host(signal, step, method):
+    dmd = DMDCalibrator()
+    feed(dmd, signal, range(6))
+    forecast(dmd, 6)  # the fit: its one device-to-host copy happens here
+    fits, newest = dmd.fits, dmd.snapshots[-1]
+    with pytest.MonkeyPatch.context() as patch, ComplexSizes() as seen:
+        refuse_host_reads(patch)
+        got = forecast(dmd, step)  # the same snapshots: the cached fit
+        again = forecast(dmd, step)
+    assert seen.scalar_reads == 0
+    assert all(a is b for a, b in zip(fits, dmd.fits, strict=True))
+    assert torch.equal(got, again)
+    assert dmd.last_method == method  # read lazily, after the forecasts
+    if method == "newest":  # the non-finite forecast: the newest snapshot's values
+        assert torch.equal(got, newest) and got is not newest
+    else:
+        assert relative_error(got.double(), SIGNAL(step)) <= 1e-5
+
+
+def test_host_reads_are_refused_while_patched():
+    with pytest.MonkeyPatch.context() as patch:
+        refuse_host_reads(patch)
+        with pytest.raises(AssertionError, match="host read"):
+            bool(torch.ones(()))
+    assert bool(torch.ones(()))
