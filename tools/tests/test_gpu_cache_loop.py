@@ -121,3 +121,9 @@ def test_an_unknown_calibrator_suffix_is_refused(tiny):
     with pytest.raises(SystemExit, match="unknown calibrator suffix"):
         gpu_cache.run_variant(gpu_cache.Library("ditkit"), model, data, "dynamic_f1b0+xx",
                               "eager", None)  # fmt: skip
+
+
+def test_the_warm_up_request_before_the_first_variant_runs(tiny):
+    model, data = tiny
+    output, events = gpu_cache.denoise(model, data, steps=2)  # what main() runs first
+    assert len(events) == 2 and torch.isfinite(output).all()
