@@ -415,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         "as the graph allows)",
     )
     parser.add_argument(
+        "--keep-graph-order",
+        action="store_true",
+        help="inductor's reorder_for_peak_memory and reorder_for_locality off: they move each "
+        "collective's wait next to it and the independent compute after it",
+    )
+    parser.add_argument(
         "--trace",
         default=None,
         help="folder: profile one more request per row (CUDA kernels), write a Chrome trace per "
@@ -452,6 +458,11 @@ def run(bench: Bench, args: argparse.Namespace, sizes: list[str], phases: list[s
 
         inductor.reorder_for_compute_comm_overlap = True
         inductor.reorder_for_compute_comm_overlap_passes = ["sink_waits", "raise_comms"]
+    if args.keep_graph_order:
+        import torch._inductor.config as inductor
+
+        inductor.reorder_for_peak_memory = False
+        inductor.reorder_for_locality = False
     for name in ("recompile_limit", "cache_size_limit"):  # one entry per mode x cache wrapper
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, 64)

@@ -37,6 +37,8 @@ WATCHED = (
     "inductor.cutedsl_enable_autotuning",
     "inductor.reorder_for_compute_comm_overlap",
     "inductor.intra_node_bw",
+    "inductor.reorder_for_peak_memory",
+    "inductor.reorder_for_locality",
     "inductor.epilogue_fusion_first",
 )
 
@@ -154,15 +156,21 @@ def test_compute_comm_overlap_only_when_distributed(monkeypatch):
     options = compile_options()
     assert options["inductor.reorder_for_compute_comm_overlap"] is True
     assert options["inductor.intra_node_bw"] == 300
+    # the graph's order kept, so issued collectives overlap the compute after them
+    assert options["inductor.reorder_for_peak_memory"] is False
+    assert options["inductor.reorder_for_locality"] is False
     monkeypatch.setattr(compile_recipe, "_device_name", lambda: "NVIDIA L20")
     assert compile_options()["inductor.intra_node_bw"] == 64
     off = compile_options(compute_comm_overlap=False)
     assert off["inductor.reorder_for_compute_comm_overlap"] is False
     assert "inductor.intra_node_bw" not in off
+    assert "inductor.reorder_for_peak_memory" not in off
     changes = set_compile_configs()
     assert inductor_config.reorder_for_compute_comm_overlap is True
+    assert inductor_config.reorder_for_peak_memory is False
     restore_compile_configs(changes)
     assert inductor_config.reorder_for_compute_comm_overlap is False
+    assert inductor_config.reorder_for_peak_memory is True
 
 
 def test_unknown_kwargs_refused_before_anything_changes(pristine_configs):

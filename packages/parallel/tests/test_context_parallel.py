@@ -234,6 +234,7 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
         results[f"{name}/async_overlaps"] = len(overlapped) - calls
         results[f"{name}/copy_engine_exchanges"] = len(exchanged) - copies
         results[f"{name}/async_processors"] = handle.async_processors
+        results[f"{name}/single_block_overlaps"] = handle.overlapped_single_blocks
         results[f"{name}/marked"] = bool(model._is_parallelized)
         if name == "ulysses":
             results["unrelated/equal"] = torch.equal(_run(other, other_kwargs), other_ref)
@@ -253,6 +254,7 @@ def _flux_matrix(group: Any) -> dict[str, Any]:
     results["undo/state"] = _state(model) == before
     results["undo/dispatch"] = _dispatch_fns() == dispatch_before
     results["undo/unmarked"] = not getattr(model, "_is_parallelized", False)
+    results["undo/block_forwards"] = all("forward" not in vars(m) for m in model.modules())
     return results
 
 
@@ -391,6 +393,10 @@ def test_handle_shards_full_length_tensors_like_the_splits(flux_pair):
 def test_async_qkv_replaces_every_flux_processor_and_equals_sync(flux_pair):
     for rank in flux_pair:
         assert rank["async/async_processors"] == 4  # 2 double + 2 single blocks
+        # the single blocks' MLP runs beside the all-to-alls (single_blocks.py); undone after
+        assert rank["async/single_block_overlaps"] == 2
+        assert rank["ulysses/single_block_overlaps"] == 0
+        assert rank["undo/block_forwards"]
         assert rank["ulysses/async_processors"] == 0
         assert rank["async_vs_sync/err"] < TOL
         # with ulysses_overlap_output the async processors attend in two parts too

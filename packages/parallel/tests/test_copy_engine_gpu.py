@@ -3,7 +3,8 @@
 Through symmetric memory and peer copies, ``all_to_all_seq_to_heads`` and its inverse equal
 NCCL's results bit for bit (they are pure copies), for uneven sequence lengths and head counts,
 eagerly and under ``torch.compile`` with three exchanges in flight before the first wait, and
-again on later calls that reuse the workspace. The CPU tests run the same ops over gloo.
+again on later calls that reuse the workspace; the barriers are CUDA stream memory operations
+(no SMs) where ``cuda.bindings`` is installed. The CPU tests run the same ops over gloo.
 """
 
 import pytest
@@ -38,7 +39,9 @@ def _worker(rank: int, world_size: int) -> dict:
     compiled = torch.compile(three, fullgraph=True)
     again = [bool(torch.equal(compiled(q, k, v), want)) for _ in range(3)]
     copy_engine.route(group, False)
+    exchanger = copy_engine._EXCHANGERS[group.group_name]
     return {
+        "sm_free_barriers": exchanger.driver is None or exchanger.stream_op_barriers > 0,
         "forth": torch.equal(results[True][0], results[False][0]),
         "back": torch.equal(results[True][1], results[False][1]),
         "compiled": again,
@@ -52,3 +55,4 @@ def test_copy_engine_exchange_equals_nccl_on_two_gpus():
     for results in run_distributed(_worker, 2, backend="nccl"):
         assert results["forth"] and results["back"]
         assert results["compiled"] == [True, True, True]
+        assert results["sm_free_barriers"]  # stream memory operations, where cuda.bindings is

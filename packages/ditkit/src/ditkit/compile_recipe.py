@@ -206,6 +206,10 @@ def compile_options(
         options["inductor.reorder_for_compute_comm_overlap"] = compute_comm_overlap
         if compute_comm_overlap:  # GB/s: L20 over PCIe, otherwise NVLink
             options["inductor.intra_node_bw"] = 64 if "L20" in _device_name() else 300
+            # keep the graph's order: these two passes moved every all-to-all's wait right
+            # after it and the independent compute after the waits (docs/benchmarks/parallel.md)
+            options["inductor.reorder_for_peak_memory"] = False
+            options["inductor.reorder_for_locality"] = False
     if cutedsl_enable_autotuning is not None:
         options["inductor.cutedsl_enable_autotuning"] = cutedsl_enable_autotuning
     options["inductor.triton.cudagraphs"] = cuda_graphs
@@ -254,8 +258,10 @@ def set_compile_configs(
         force_disable_compile_caches: ``force_disable_caches`` and every cache below off.
         fx_graph_cache / fx_graph_remote_cache / autotune_local_cache: inductor's caches.
         use_fast_math: inductor's fast-math flags where this torch has them.
-        compute_comm_overlap: reorder for compute/communication overlap; only applied when
-            ``torch.distributed`` is initialised.
+        compute_comm_overlap: reorder for compute/communication overlap, and keep the order
+            in which ditkit issues collectives and independent compute (inductor's
+            ``reorder_for_peak_memory`` and ``reorder_for_locality`` off: they serialised it);
+            only applied when ``torch.distributed`` is initialised.
         ulysses_anything: uneven Ulysses splits read sizes with ``Tensor.item()``, so on torch
             >= 2.10 ``capture_scalar_outputs`` defaults to True.
         capture_scalar_outputs / capture_dynamic_output_shape_ops: dynamo overrides (None: keep).

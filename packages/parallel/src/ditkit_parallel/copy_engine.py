@@ -20,6 +20,14 @@ exchange:
 :func:`finish` makes the main stream wait for ``arrived``. Only the ranks of one host can map
 each other's memory, so the option is for Ulysses groups inside a node.
 
+The barriers take no SMs either: each rank writes an epoch number into its peers' signal pads
+and waits until its own pad holds theirs, as CUDA stream memory operations
+(``cuStreamWriteValue32`` / ``cuStreamWaitValue32`` through ``cuda.bindings``), which the GPU's
+front end carries out. A barrier kernel (``torch``'s ``barrier``) would wait for an SM while a
+matmul holds them all, which serialises the exchange behind the compute it should overlap; it
+is used only when ``cuda.bindings`` is missing or while a CUDA graph is captured (an epoch
+baked into a graph would repeat on replay).
+
 The exchange is two custom ops, so ``torch.compile`` traces it with no graph break:
 ``ditkit_parallel::ce_all_to_all(send, out_splits, in_splits, group_name) -> recv`` issues it
 and ``ditkit_parallel::ce_wait(recv, send)`` (declared as mutating ``recv``) waits; ``send``
@@ -72,6 +80,21 @@ def routed(group_name: str) -> bool:
     return group_name in _ROUTED
 
 
+def _cuda_driver() -> Any:
+    """``cuda.bindings.driver`` (NVIDIA's CUDA Python), or ``None`` where it is not installed."""
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        return None
+    return driver
+
+
+def _check(result: tuple) -> None:
+    error = result[0]
+    if int(error) != 0:
+        raise RuntimeError(f"ulysses_copy_engine: a CUDA stream memory operation failed: {error}")
+
+
 def _offsets(sizes: Sequence[int]) -> list[int]:
     out = [0]
     for n in sizes:
@@ -93,6 +116,9 @@ class _Exchanger:
         self.own_stream = torch.cuda.Stream(device=device)  # the own piece's local copy
         self.workspace: torch.Tensor | None = None
         self.handle: Any = None
+        self.epoch = 0  # barriers passed on this workspace (the stream-memory-op barrier)
+        self.driver = _cuda_driver()
+        self.stream_op_barriers = 0  # how many barriers took the SM-free path (for tests)
         # (out_splits, in_splits) -> (where each peer staged this rank's piece, the most
         # elements any rank stages)
         self.layouts: dict[tuple[tuple[int, ...], tuple[int, ...]], tuple[list[int], int]] = {}
@@ -125,6 +151,7 @@ class _Exchanger:
             warnings.simplefilter("ignore")  # enable_symm_mem_for_group is deprecated later
             if hasattr(symm_mem, "enable_symm_mem_for_group"):
                 symm_mem.enable_symm_mem_for_group(self.group_name)
+        self.epoch = 0  # a new workspace's signal pads start at zero
         try:
             self.workspace = symm_mem.empty(size, dtype=torch.uint8, device=self.device)
             self.handle = symm_mem.rendezvous(self.workspace, self.group_name)
@@ -134,6 +161,28 @@ class _Exchanger:
                 "the Ulysses group (its ranks on one host, peer access between their GPUs); "
                 f"it failed with: {error}. Set ulysses_copy_engine=False to exchange with NCCL"
             ) from error
+
+    def barrier(self) -> None:
+        """Every rank of the group has reached this point of its side stream (issued there)."""
+        driver, handle = self.driver, self.handle
+        if driver is None or torch.cuda.is_current_stream_capturing():
+            handle.barrier(channel=0, timeout_ms=BARRIER_TIMEOUT_MS)
+            return
+        self.epoch += 1
+        stream = driver.CUstream(self.stream.cuda_stream)
+        pads = handle.signal_pad_ptrs
+        base = handle.signal_pad_size // 2  # torch's own barrier uses the pad's first slots
+        write = driver.CUstreamWriteValue_flags.CU_STREAM_WRITE_VALUE_DEFAULT  # fenced
+        at_least = driver.CUstreamWaitValue_flags.CU_STREAM_WAIT_VALUE_GEQ
+        for j in range(self.size):
+            if j != self.rank:
+                slot = driver.CUdeviceptr(pads[j] + base + 4 * self.rank)
+                _check(driver.cuStreamWriteValue32(stream, slot, self.epoch, write))
+        for j in range(self.size):
+            if j != self.rank:
+                slot = driver.CUdeviceptr(pads[self.rank] + base + 4 * j)
+                _check(driver.cuStreamWaitValue32(stream, slot, self.epoch, at_least))
+        self.stream_op_barriers += 1
 
     def start(
         self, send: torch.Tensor, out_splits: Sequence[int], in_splits: Sequence[int]
@@ -160,7 +209,7 @@ class _Exchanger:
                 for k in range(self.size):
                     if k != me and in_splits[k]:
                         mine[in_off[k] : in_off[k + 1]].copy_(send[in_off[k] : in_off[k + 1]])
-            handle.barrier(channel=0, timeout_ms=BARRIER_TIMEOUT_MS)
+            self.barrier()
             for j in range(self.size):
                 if j != me and out_splits[j]:
                     theirs = handle.get_buffer(j, (int(out_splits[j]),), send.dtype, staged_at[j])
@@ -169,7 +218,7 @@ class _Exchanger:
                 self.stream.wait_event(own_done)
             arrived = torch.cuda.Event()
             arrived.record(self.stream)
-            handle.barrier(channel=0, timeout_ms=BARRIER_TIMEOUT_MS)
+            self.barrier()
         send.record_stream(self.stream)
         recv.record_stream(self.stream)
         if recv.numel():

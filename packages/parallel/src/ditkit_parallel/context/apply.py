@@ -38,6 +38,7 @@ from .routing import (
     uninstall_router,
 )
 from .sharding import split_piece
+from .single_blocks import FluxSingleBlockOverlap, overlappable_single_blocks
 from .warmup import EagerFirstForward, install_eager_first_forward
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class ContextParallelHandle:
         self.hooks: list[RemovableHandle] = []
         self.marked: list[tuple[Any, Any]] = []  # (processor, previous instance value)
         self.replaced: list[tuple[torch.nn.Module, Any]] = []  # (attention module, processor)
+        # (block, its previous instance forward or _MISSING): Flux single blocks whose MLP runs
+        # beside the all-to-alls (single_blocks.py)
+        self.block_forwards: list[tuple[torch.nn.Module, Any]] = []
         self.routers: list[ModuleType] = []
         self.eager_first: EagerFirstForward | None = None
         self.saved_attrs: dict[str, Any] = {}
@@ -74,6 +78,11 @@ class ContextParallelHandle:
         return sum(
             1 for module, _ in self.replaced if getattr(module.processor, "is_async_qkv", False)
         )
+
+    @property
+    def overlapped_single_blocks(self) -> int:
+        """How many Flux single blocks run their MLP beside the all-to-alls."""
+        return len(self.block_forwards)
 
     def shard(self, x: torch.Tensor, dim: int = 1) -> torch.Tensor:
         """This rank's piece of a full-length tensor, cut as the plan's splits cut.
@@ -89,6 +98,11 @@ class ContextParallelHandle:
             return
         for handle in reversed(self.hooks):
             handle.remove()
+        for block, previous in reversed(self.block_forwards):
+            if previous is _MISSING:
+                block.__dict__.pop("forward", None)
+            else:
+                block.__dict__["forward"] = previous
         for module, original in reversed(self.replaced):
             module.processor = original
         for processor, previous in reversed(self.marked):
@@ -105,6 +119,7 @@ class ContextParallelHandle:
             else:
                 self.transformer.__dict__[name] = value
         self.hooks, self.replaced, self.marked, self.routers = [], [], [], []
+        self.block_forwards = []
         self.active = False
 
 
@@ -228,7 +243,12 @@ def enable_context_parallel(
     handle = ContextParallelHandle(transformer, plan, mesh, config)
     handle.active = True
     try:
-        _route_processors(handle, _use_async(config, mesh))
+        use_async = _use_async(config, mesh)
+        _route_processors(handle, use_async)
+        if use_async:
+            for block in overlappable_single_blocks(transformer):
+                handle.block_forwards.append((block, block.__dict__.get("forward", _MISSING)))
+                block.forward = FluxSingleBlockOverlap(block)
         handle.hooks = install_plan_hooks(transformer, plan, handle.state)
         handle.eager_first, eager_hooks = install_eager_first_forward(transformer, handle.state)
         handle.hooks += eager_hooks

@@ -17,7 +17,7 @@ and fused projections take the synchronous route through :class:`~.routing.Conte
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from diffusers.models.embeddings import apply_rotary_emb
@@ -38,6 +38,7 @@ from .routing import ContextParallelRoute, RoutedProcessor
 
 __all__ = [
     "ASYNC_PROCESSORS",
+    "Beside",
     "FluxAsyncUlyssesProcessor",
     "QwenImageAsyncUlyssesProcessor",
     "UlyssesExchange",
@@ -48,6 +49,16 @@ __all__ = [
 ASYNC_PROCESSORS: TypeRegistry[Callable[[Any, ContextParallelRoute], Any]] = TypeRegistry(
     "async Ulysses processors"
 )
+
+
+class Beside(NamedTuple):
+    """Work of the caller's that does not depend on the attention, run while it is exchanged:
+    ``before()`` once Q, K and V are on the wire, ``after(before's result)`` once the output's
+    all-to-all is (see :mod:`~.single_blocks`). The processor then returns
+    ``(attention output, after's result)``."""
+
+    before: Callable[[], Any]
+    after: Callable[[Any], Any]
 
 
 class UlyssesExchange:
@@ -78,14 +89,20 @@ class UlyssesExchange:
         return all_to_all_seq_to_heads(x, self.seq_lens, self.rank, self.group)
 
     def attend_and_return(
-        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, n_heads: int
-    ) -> torch.Tensor:
-        """Local SDPA on this rank's heads, then ``(B, S, H_r, D) -> (B, S_r, H, D)``."""
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        n_heads: int,
+        beside: Callable[[], Any] | None = None,
+    ) -> Any:
+        """Local SDPA on this rank's heads, then ``(B, S, H_r, D) -> (B, S_r, H, D)``; with
+        ``beside``, ``(output, beside())`` where ``beside`` runs while the output is exchanged."""
         query, key, value = wait(query), wait(key), wait(value)
         mask = None if self.key_mask is None else wait(self.key_mask)
         # these processors' models are multi-head: as many key/value heads as query heads
         if can_overlap_output(self.mesh, n_heads, n_heads):
-            return attend_overlapping_output(
+            out = attend_overlapping_output(
                 query,
                 lambda rows: sdpa(rows, key, value, mask),
                 q_lens=self.seq_lens,
@@ -93,10 +110,15 @@ class UlyssesExchange:
                 rank=self.rank,
                 group=self.group,
             )
+            return out if beside is None else (out, beside())
         # more ranks than heads: this rank holds none and sends its empty shard
         out = query if query.shape[2] == 0 else sdpa(query, key, value, mask)
         out = out.contiguous()
-        return wait(all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group))
+        pending = all_to_all_heads_to_seq(out, self.seq_lens, n_heads, self.rank, self.group)
+        if beside is None:
+            return wait(pending)
+        late = beside()
+        return wait(pending), late
 
 
 def _can_overlap(route: ContextParallelRoute) -> bool:
@@ -120,6 +142,7 @@ class FluxAsyncUlyssesProcessor(RoutedProcessor):
         encoder_hidden_states: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         image_rotary_emb: Any = None,
+        beside: Beside | None = None,
     ) -> Any:
         hd = attn.head_dim
         joint = encoder_hidden_states is not None and attn.added_kv_proj_dim is not None
@@ -159,13 +182,21 @@ class FluxAsyncUlyssesProcessor(RoutedProcessor):
             q = exchange.send(q) if exchange else q
             k = rope(stream("to_k", "add_k_proj", "norm_k", "norm_added_k"))
             k = exchange.send(k) if exchange else k
+        early = beside.before() if beside is not None else None  # beside the Q/K/V exchanges
+        late = None
         if exchange is not None:
-            out = exchange.attend_and_return(q, k, v, n_heads)
+            if beside is None:
+                out = exchange.attend_and_return(q, k, v, n_heads)
+            else:
+                out, late = exchange.attend_and_return(
+                    q, k, v, n_heads, lambda: beside.after(early)
+                )
         else:
             out = self.route.attend(q, k, v, attention_mask)
+            late = beside.after(early) if beside is not None else None
         out = out.flatten(2, 3).to(hidden_states.dtype)
         if encoder_hidden_states is None:
-            return out
+            return out if beside is None else (out, late)
         text_out, image_out = out.split([n_text, out.shape[1] - n_text], dim=1)
         image_out = attn.to_out[1](attn.to_out[0](image_out.contiguous()))
         return image_out, attn.to_add_out(text_out.contiguous())
