@@ -135,7 +135,8 @@ def _householder_r(work: torch.Tensor) -> torch.Tensor:
     """``R`` (``[min(d, n), n]``) of ``work = Q R``; ``work`` (``[d, n]``) is overwritten.
 
     Householder reflections with device-side scalars only (no host sync); ``Q`` is not formed.
-    Column-major ``work`` (contiguous columns) is the fast layout.
+    Column-major ``work`` (contiguous columns) is the fast layout. In place on purpose:
+    ``torch.linalg.qr`` would first copy the ``d x n`` matrix, doubling the fit's peak.
     """
     rows, cols = work.shape
     for j in range(min(rows, cols)):

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -93,13 +94,6 @@ def _check(result: tuple) -> None:
     error = result[0]
     if int(error) != 0:
         raise RuntimeError(f"ulysses_copy_engine: a CUDA stream memory operation failed: {error}")
-
-
-def _offsets(sizes: Sequence[int]) -> list[int]:
-    out = [0]
-    for n in sizes:
-        out.append(out[-1] + int(n))
-    return out
 
 
 class _Exchanger:
@@ -189,7 +183,9 @@ class _Exchanger:
     ) -> torch.Tensor:
         staged_at, most = self.layout(out_splits, in_splits)
         self.ensure(most * send.element_size())
-        out_off, in_off = _offsets(out_splits), _offsets(in_splits)
+        out_off, in_off = (
+            list(accumulate(map(int, s), initial=0)) for s in (out_splits, in_splits)
+        )
         recv = send.new_empty(out_off[-1])
         me, handle = self.rank, self.handle
         main = torch.cuda.current_stream(self.device)
