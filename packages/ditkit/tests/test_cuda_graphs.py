@@ -254,3 +254,59 @@ def test_real_capture_matches_eager_on_cuda():
     for out, ref in zip(outputs, reference, strict=True):
         torch.testing.assert_close(out, ref, rtol=0, atol=0)
     assert ditkit.cuda_graph_stats(model)["replays"] == 4
+
+
+def test_a_failed_capture_ends_the_pool_routing(monkeypatch):
+    ended: list[tuple[int, object]] = []
+
+    @contextlib.contextmanager
+    def failing_graph(graph, pool):
+        yield
+        raise RuntimeError("capturing stream has unjoined work")  # as cudaStreamEndCapture
+
+    monkeypatch.setattr(torch.cuda, "graph", failing_graph)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    monkeypatch.setattr(torch._C, "_cuda_endAllocateToPool", lambda d, p: ended.append((d, p)))
+    graph = object.__new__(cuda_graphs._CudaGraph)  # no torch.cuda.CUDAGraph on the CPU wheel
+    graph.graph, graph.pool = None, ("pool", 7)
+    with pytest.raises(RuntimeError, match="unjoined"):
+        graph.capture(lambda: torch.ones(1))
+    assert ended == [(3, ("pool", 7))]
+
+    def not_routed(device, pool):
+        raise RuntimeError("endAllocatePool: not currently recording to mempool_id")
+
+    monkeypatch.setattr(torch._C, "_cuda_endAllocateToPool", not_routed)
+    assert cuda_graphs._stop_allocating_to(("pool", 7)) is False
+    assert cuda_graphs._stop_allocating_to(None) is False
+
+
+FAILED_CAPTURE_SCRIPT = """
+import warnings, torch, ditkit
+
+class SyncInside(torch.nn.Module):
+    def forward(self, x):
+        return x * float(x.sum())          # a host sync: no capture can hold it
+
+model = SyncInside().cuda()
+ditkit.enable_cuda_graphs(model, warmup_calls=1)
+with torch.no_grad(), warnings.catch_warnings(record=True):
+    warnings.simplefilter("always")
+    out = [model(torch.ones(4, device="cuda")) for _ in range(3)]
+stats = ditkit.cuda_graph_stats(model)
+assert stats["graphs"] == 0 and len(stats["failed"]) == 1, stats
+assert all(torch.equal(o, torch.full((4,), 4.0, device="cuda")) for o in out)
+print("eager after the failed capture")
+"""
+
+
+@pytest.mark.gpu
+def test_a_real_failed_capture_falls_back_and_the_process_exits_cleanly(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "failed_capture.py"
+    script.write_text(FAILED_CAPTURE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]  # was SIGABRT at exit before the fix
+    assert "eager after the failed capture" in done.stdout

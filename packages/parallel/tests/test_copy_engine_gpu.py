@@ -2,9 +2,10 @@
 
 Through symmetric memory and peer copies, ``all_to_all_seq_to_heads`` and its inverse equal
 NCCL's results bit for bit (they are pure copies), for uneven sequence lengths and head counts,
-eagerly and under ``torch.compile`` with three exchanges in flight before the first wait, and
-again on later calls that reuse the workspace; the barriers are CUDA stream memory operations
-(no SMs) where ``cuda.bindings`` is installed. The CPU tests run the same ops over gloo.
+eagerly, under ``torch.compile`` with three exchanges in flight before the first wait, again
+on later calls that reuse the workspace, and captured in a CUDA graph and replayed; the
+barriers are CUDA stream memory operations (no SMs) where ``cuda.bindings`` is installed. The
+CPU tests run the same ops over gloo.
 """
 
 import pytest
@@ -38,6 +39,15 @@ def _worker(rank: int, world_size: int) -> dict:
     copy_engine.route(group, True)
     compiled = torch.compile(three, fullgraph=True)
     again = [bool(torch.equal(compiled(q, k, v), want)) for _ in range(3)]
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()  # the workspace exists: the calls above grew it
+    with torch.cuda.graph(graph):
+        static = three(q, k, v)
+    replays = []
+    for _ in range(2):
+        graph.replay()
+        torch.cuda.synchronize()
+        replays.append(bool(torch.equal(static, want)))
     copy_engine.route(group, False)
     exchanger = copy_engine._EXCHANGERS[group.group_name]
     return {
@@ -45,6 +55,7 @@ def _worker(rank: int, world_size: int) -> dict:
         "forth": torch.equal(results[True][0], results[False][0]),
         "back": torch.equal(results[True][1], results[False][1]),
         "compiled": again,
+        "graph_replays": replays,
     }
 
 
@@ -55,4 +66,5 @@ def test_copy_engine_exchange_equals_nccl_on_two_gpus():
     for results in run_distributed(_worker, 2, backend="nccl"):
         assert results["forth"] and results["back"]
         assert results["compiled"] == [True, True, True]
+        assert results["graph_replays"] == [True, True]  # captured: every side stream joined
         assert results["sm_free_barriers"]  # stream memory operations, where cuda.bindings is

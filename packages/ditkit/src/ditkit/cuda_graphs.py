@@ -79,8 +79,12 @@ class _CudaGraph:
         self.pool = pool
 
     def capture(self, call: Callable[[], Any]) -> Any:
-        with torch.cuda.graph(self.graph, pool=self.pool):
-            return call()
+        try:
+            with torch.cuda.graph(self.graph, pool=self.pool):
+                return call()
+        except BaseException:
+            _stop_allocating_to(self.pool)
+            raise
 
     def replay(self) -> None:
         self.graph.replay()
@@ -88,6 +92,24 @@ class _CudaGraph:
 
 def _new_pool() -> Any:
     return torch.cuda.graph_pool_handle()
+
+
+def _stop_allocating_to(pool: Any) -> bool:
+    """After a failed capture, stop routing the capture stream's allocations into ``pool``.
+
+    ``torch.cuda.graph`` ends that routing only when ``cudaStreamEndCapture`` succeeds; after
+    a failed capture the allocator still counts one underway and the process aborts at exit
+    (``captures_underway.empty()`` in ``CUDACachingAllocator.cpp``, seen on 2×H200 when a
+    capture met unjoined side-stream work). Returns whether a routing was ended.
+    """
+    end = getattr(torch._C, "_cuda_endAllocateToPool", None)
+    if end is None or pool is None:
+        return False
+    try:
+        end(torch.cuda.current_device(), pool)
+    except RuntimeError:  # nothing routed: the capture never began, or torch ended it
+        return False
+    return True
 
 
 def _graphable_device(tensor: torch.Tensor) -> bool:

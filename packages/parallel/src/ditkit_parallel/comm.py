@@ -158,6 +158,29 @@ def offsets(sizes: Sequence[int]) -> list[int]:
     return out
 
 
+def _packed(like: torch.Tensor, pieces: list[torch.Tensor]) -> torch.Tensor:
+    """The pieces, each laid out contiguously, one after the other in a flat send buffer.
+
+    Eagerly each piece is copied into its slice of one new buffer (one copy kernel each).
+    Under compile it is one ``torch.cat``, which inductor realizes as one buffer. Filled by
+    slice copies, the buffer was recomputed for each of its two readers, the copy engine's
+    issue and its wait, so the wait kept a second copy alive instead of the buffer the copy
+    engines read (``test_context_compile.py`` reads inductor's code for this).
+    """
+    if torch.compiler.is_compiling():
+        flat = [p.reshape(-1) for p in pieces if p.numel()]
+        if not flat:
+            return like.new_empty(0)
+        return flat[0].clone() if len(flat) == 1 else torch.cat(flat)
+    send = like.new_empty(sum(p.numel() for p in pieces))
+    start = 0
+    for piece in pieces:
+        if piece.numel():
+            send[start : start + piece.numel()].view(piece.shape).copy_(piece)
+            start += piece.numel()
+    return send
+
+
 def all_to_all_seq_to_heads(
     x: torch.Tensor, seq_lens: Sequence[int], rank: int, group: ProcessGroup
 ) -> Pending:
@@ -179,13 +202,8 @@ def all_to_all_seq_to_heads(
     heads = head_split_sizes(n_heads, size)
     h_off = offsets(heads)
     # send piece j laid out (S, B, h_j, E): the received pieces then stack along the sequence
-    send = x.new_empty(seq * batch * n_heads * last)
     in_splits = [seq * batch * h * last for h in heads]
-    s_off = offsets(in_splits)
-    for j in range(size):
-        if heads[j]:
-            piece = send[s_off[j] : s_off[j + 1]].view(seq, batch, heads[j], last)
-            piece.copy_(x[:, :, h_off[j] : h_off[j + 1]].transpose(0, 1))
+    send = _packed(x, [x[:, :, h_off[j] : h_off[j + 1]].transpose(0, 1) for j in range(size)])
     mine = heads[rank]
     out_splits = [int(n) * batch * mine * last for n in seq_lens]
     recv, keep = _all_to_all(send, out_splits, in_splits, group)
@@ -228,13 +246,9 @@ def all_to_all_heads_to_seq(
     sent_lens = [0 if skip_self and j == rank else int(n) for j, n in enumerate(seq_lens)]
     t_off = offsets(sent_lens)
     in_splits = [n * batch * mine * last for n in sent_lens]
-    s_off = offsets(in_splits)
     # send piece j laid out (h_rank, S_j, B, E): received pieces then stack along heads
-    send = y.new_empty(s_off[-1])
-    for j in range(size):
-        if sent_lens[j] and mine:
-            piece = send[s_off[j] : s_off[j + 1]].view(mine, sent_lens[j], batch, last)
-            piece.copy_(y[:, t_off[j] : t_off[j + 1]].permute(2, 1, 0, 3))
+    pieces = [y[:, t_off[j] : t_off[j + 1]].permute(2, 1, 0, 3) for j in range(size)]
+    send = _packed(y, [p if sent_lens[j] else p[:0] for j, p in enumerate(pieces)])
     seq = int(seq_lens[rank])
     got = [0 if skip_self and j == rank else h for j, h in enumerate(heads)]
     out_splits = [h * seq * batch * last for h in got]
