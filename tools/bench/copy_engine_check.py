@@ -11,6 +11,8 @@ Launch: ``torchrun --nproc-per-node=2 tools/bench/copy_engine_check.py [--json F
 3. **Interference**: a bf16 matmul timed alone, then with an exchange issued before it and
    waited after it; the matmul's own time (CUDA events around it on the main stream) and the
    pair's total, per path. NCCL's kernels take SMs from the matmul; copy engines should not.
+4. **Host cost**: host microseconds to issue and wait one 1024² exchange, per path (a compiled
+   1024² step is host-bound, so this is what the copy engine costs there).
 """
 
 from __future__ import annotations
@@ -130,9 +132,52 @@ def bandwidth_and_interference(group, device) -> dict[str, float]:
     return results
 
 
+def host_cost(group, device, iters: int = 40, profile: bool = False) -> dict[str, float]:
+    """Host microseconds to issue and wait one exchange of FLUX's Q at 1024² (no GPU wait).
+
+    At 1024² a compiled Ulysses-2 step is host-bound (docs/benchmarks/parallel.md), so the
+    host time of the ~228 exchanges of a step counts in full there.
+    """
+    import time
+
+    rank, results = dist.get_rank(), {}
+    lens = [2304, 2304]  # 1024²: 4096 image + 512 text tokens, half per rank
+    x = torch.randn(1, lens[rank], 24, 128, device=device, dtype=torch.bfloat16)
+    for name, ce in (("nccl", False), ("copy_engine", True)):
+        for _ in range(5):
+            comm.wait(exchange(x, lens, group, ce))
+        torch.cuda.synchronize()
+        dist.barrier()
+        start = time.perf_counter()
+        for _ in range(iters):
+            comm.wait(exchange(x, lens, group, ce))
+        results[f"{name}/host_us_per_exchange"] = (time.perf_counter() - start) / iters * 1e6
+        torch.cuda.synchronize()
+        if profile and rank == 0:  # where the host time goes (functions by own time)
+            import cProfile
+            import io
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(iters):
+                comm.wait(exchange(x, lens, group, ce))
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+            log(f"## host profile, {name}, {iters} exchanges\n{text.getvalue()}")
+        else:
+            for _ in range(iters):  # the same calls on every rank (the peer waits for them)
+                comm.wait(exchange(x, lens, group, ce))
+        torch.cuda.synchronize()
+    copy_engine.route(group, False)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--profile-host", action="store_true", help="cProfile the host cost")
     args = parser.parse_args()
     dist.init_process_group("nccl")
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -143,6 +188,7 @@ def main() -> int:
     equal = equality(group, device)
     log(f"equal to NCCL (bit for bit): {equal}")
     timing = bandwidth_and_interference(group, device)
+    timing.update(host_cost(group, device, profile=args.profile_host))
     for key, value in timing.items():
         log(f"| {key} | {value:.3f} |")
     if args.json is not None and dist.get_rank() == 0:

@@ -25,7 +25,9 @@ replayed as one CUDA graph through ``ditkit.enable_cuda_graphs``; cache "none" o
 
 Modes (N = world size): single, ulysses (N), ring (N), tp (N), ulysses_async, ulysses_fp8, usp
 (Ulysses 2 x Ring N/2), tp_ulysses (TP 2 x Ulysses N/2), ring_allgather / usp_allgather (K/V
-gathered instead of rotated), ulysses_chunks2 / ulysses_chunks4 (heads in 2 or 4 chunks).
+gathered instead of rotated), ulysses_chunks2 / ulysses_chunks4 (heads in 2 or 4 chunks),
+ulysses_ce / ulysses_async_ce (all-to-alls over the copy engines; ``_kb``: with the barrier
+kernel instead of stream memory operations), ulysses_*_overlap (the output overlap).
 Caches: none, static_fast (DBCache F1B0, static "fast" mask), dynamic (F1B0 at
 ``--threshold``). For CP modes the cache is enabled before ``enable_parallelism`` with a
 ``DistributedDecisionReducer`` (as ``ditkit.enable_cache`` does), and both are undone after each
@@ -79,6 +81,11 @@ MODES = {  # world size -> ParallelismConfig options
     },
     "ulysses_ce": lambda n: {"ulysses_size": n, "ulysses_copy_engine": True},
     "ulysses_async_ce": lambda n: {
+        "ulysses_size": n,
+        "ulysses_async": True,
+        "ulysses_copy_engine": True,
+    },
+    "ulysses_async_ce_kb": lambda n: {  # the copy engine with the barrier kernel (run 20)
         "ulysses_size": n,
         "ulysses_async": True,
         "ulysses_copy_engine": True,
@@ -307,10 +314,16 @@ def run_row(
     """One row on this rank: cache, then parallelism (CP modes), measure, undo. The peak is
     ``max_memory_allocated`` less the parameters of the other model kept on the GPU."""
     import ditkit_cache
-    from ditkit_parallel import DistributedDecisionReducer, disable_parallelism, enable_parallelism
+    from ditkit_parallel import (
+        DistributedDecisionReducer,
+        copy_engine,
+        disable_parallelism,
+        enable_parallelism,
+    )
 
     config = cache_config(cache, args)
     parallel = mode not in ("single", *PERMANENT)  # TP models are parallelized once
+    copy_engine.STREAM_OP_BARRIERS = not mode.endswith("_kb")
     if config is not None:
         reducer = None if mode == "single" else DistributedDecisionReducer(owner=model)
         ditkit_cache.enable_cache(model, config, reducer=reducer)
