@@ -59,12 +59,8 @@ def _one_thread():
 
 
 def masked(**extra):
-    return dc.DBCacheConfig(
-        Fn_compute_blocks=1,
-        steps_computation_mask=list(MASK),
-        steps_computation_policy="static",
-        **extra,
-    )
+    options = {"steps_computation_policy": "static"} | extra
+    return dc.DBCacheConfig(Fn_compute_blocks=1, steps_computation_mask=list(MASK), **options)
 
 
 class Recorder:
@@ -281,6 +277,22 @@ def test_cfg_branches_have_separate_state():
             ):
                 assert max_relative(got, want) <= TOLERANCE
         assert not torch.equal(a.updates[0][1], b.updates[0][1])
+
+
+@pytest.mark.parametrize("policy", ["static", "dynamic"])
+def test_a_static_mask_gives_taylorseer_the_request_length(policy):
+    # both CFG branches (the second is built at its first call) learn N under a static mask,
+    # which turns on the early damping of "trusted"; a dynamic mask's steps are not fixed
+    pipe = build_tiny_pipeline("qwen_image")
+    config = TaylorSeerCalibratorConfig(taylorseer_order=2)
+    cache = masked() if policy == "static" else masked(steps_computation_policy="dynamic")
+    dc.enable_cache(pipe, cache, calibrator_config=config)
+    run_tiny_pipeline(pipe, "qwen_image", num_inference_steps=STEPS)
+    (context,) = pipe.transformer._ditkit_cache.contexts.values()
+    seers = [*context.cond.calibrators.values(), *context.cfg.calibrators.values()]
+    assert len(seers) == 4 and all(isinstance(s, TaylorSeerCalibrator) for s in seers)
+    want = STEPS if policy == "static" else None
+    assert [s.static_steps for s in seers] == [want] * 4
 
 
 def test_block_lists_have_separate_state():

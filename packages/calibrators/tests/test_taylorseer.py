@@ -232,6 +232,43 @@ def test_trusted_scale_is_per_sample_so_a_batch_does_not_mix():
     assert torch.equal(forecast(batched, 5)[:1], forecast(alone, 5))
 
 
+def test_static_schedule_damps_the_curvature_in_the_first_half_only():
+    # f = 100 t + t^2 at nodes 0, 1, 3 (d0 = 2, d1 = 1); at t = 4 (k = 1): value 309, slope
+    # term 104, Newton's curvature term 1 * 1 * 3 = 3 (exact: 416). Under a static schedule of
+    # N = 10 steps, t = 4 < N / 2: the curvature is scaled by k (d0 + d1) / (2 d0 (k + d0))
+    # = 3 / 12 (cache-dit's weight, below 1), so 309 + 104 + 0.75; at N = 8 (t = N / 2) it is
+    # not, and "newton" never is
+    f = lambda s: torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)  # noqa: E731
+    newton, trusted = _newton_and_trusted(2, f, [0, 1, 3])
+    assert forecast(trusted, 4).item() == 416.0
+    trusted.set_static_schedule(10)
+    newton.set_static_schedule(10)
+    assert forecast(trusted, 4).item() == pytest.approx(413.75, abs=1e-12)
+    assert forecast(newton, 4).item() == 416.0
+    trusted.set_static_schedule(8)
+    assert forecast(trusted, 4).item() == 416.0
+    trusted.set_static_schedule(None)
+    assert forecast(trusted, 4).item() == 416.0
+
+
+def test_static_schedule_weight_is_capped_at_one():
+    # nodes 0, 8, 9 (a gap, then adjacent steps: d0 = 1, d1 = 8): cache-dit's weight at k = 2
+    # is 2 * 9 / (2 * 1 * 3) = 3 > 1, so the term is kept as it is (not amplified)
+    f = lambda s: torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)  # noqa: E731
+    plain, damped = _newton_and_trusted(2, f, [0, 8, 9])[1], TaylorSeerCalibrator(2)
+    feed(damped, f, [0, 8, 9])
+    damped.set_static_schedule(50)
+    assert torch.equal(forecast(damped, 11), forecast(plain, 11))
+
+
+def test_static_schedule_is_checked():
+    seer = TaylorSeerCalibrator(n_derivatives=2)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="total_steps"):
+            seer.set_static_schedule(bad)
+    assert seer.static_steps is None
+
+
 def test_unknown_extrapolation_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match=r"extrapolation='damped'.*trusted.*newton"):
         TaylorSeerCalibrator(n_derivatives=2, extrapolation="damped")

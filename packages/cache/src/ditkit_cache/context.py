@@ -208,6 +208,22 @@ class CacheContext:
         # the coming call (not counted yet) would open a step after the last one
         return self.executed_steps >= steps and self._starts_step(self.is_cfg_step())
 
+    @property
+    def static_schedule_steps(self) -> int | None:
+        """The request's step count when a static steps mask fixes every step in advance."""
+        mask = self.config.steps_computation_mask
+        if mask and self.config.steps_computation_policy == "static":
+            return len(mask)
+        return None
+
+    def _tell_schedule(self, calibrators: dict[str, Any]) -> None:
+        """Give calibrators that take it (``set_static_schedule``) the static schedule."""
+        steps = self.static_schedule_steps
+        for calibrator in calibrators.values():
+            tell = getattr(calibrator, "set_static_schedule", None)
+            if tell is not None:
+                tell(steps)
+
     @torch.compiler.disable
     def mark_step_begin(self) -> None:
         """Advance the counters for a new transformer call and select its branch."""
@@ -217,6 +233,7 @@ class CacheContext:
             for branch in (self.cond, self.cfg):
                 branch.clear_history()
                 branch.reset_calibrators()
+                self._tell_schedule(branch.calibrators)
         is_cfg = self.is_cfg_step()
         if self._starts_step(is_cfg):
             self.executed_steps += 1
@@ -225,6 +242,7 @@ class CacheContext:
         self.branch.last_step = self.current_step
         if is_cfg and not self.cfg.calibrators and self.calibrator_streams is not None:
             self.cfg.calibrators.update(self.calibrator_streams())  # the first "uncond" call
+            self._tell_schedule(self.cfg.calibrators)
         previous = self.current_step - 1
         if not self.branch.cached_steps or self.branch.cached_steps[-1] != previous:
             self.branch.continuous_cached_steps = 0

@@ -43,6 +43,10 @@ class Calibrator(Protocol):
     3. on a cached step, :meth:`approximate` for the value to use instead of the stored one.
 
     :meth:`reset` drops all history (a new request, or a change of shape).
+
+    Optional: a calibrator with ``set_static_schedule(total_steps: int | None)`` is told, at the
+    start of every request, the request's step count when a static steps mask fixes every step
+    in advance, else ``None`` (TaylorSeer damps its curvature early in such a schedule).
     """
 
     def reset(self) -> None: ...
