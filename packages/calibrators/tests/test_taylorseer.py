@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ditkit_calibrators import TaylorSeerCalibrator
-from ditkit_calibrators.taylorseer import cache_dit_taylor_forecast
+from ditkit_calibrators.taylorseer import EARLY_FRACTION, cache_dit_taylor_forecast
 from ditkit_interfaces import Calibrator, ConfigError
 
 UNIFORM = [0, 1, 2, 3, 4, 5, 6]
@@ -232,20 +232,21 @@ def test_trusted_scale_is_per_sample_so_a_batch_does_not_mix():
     assert torch.equal(forecast(batched, 5)[:1], forecast(alone, 5))
 
 
-def test_static_schedule_damps_the_curvature_in_the_first_half_only():
+def test_static_schedule_damps_the_curvature_early_only():
     # f = 100 t + t^2 at nodes 0, 1, 3 (d0 = 2, d1 = 1); at t = 4 (k = 1): value 309, slope
     # term 104, Newton's curvature term 1 * 1 * 3 = 3 (exact: 416). Under a static schedule of
-    # N = 10 steps, t = 4 < N / 2: the curvature is scaled by k (d0 + d1) / (2 d0 (k + d0))
-    # = 3 / 12 (cache-dit's weight, below 1), so 309 + 104 + 0.75; at N = 8 (t = N / 2) it is
+    # N = 11 steps, t = 4 < 0.4 N: the curvature is scaled by k (d0 + d1) / (2 d0 (k + d0))
+    # = 3 / 12 (cache-dit's weight, below 1), so 309 + 104 + 0.75; at N = 10 (t = 0.4 N) it is
     # not, and "newton" never is
+    assert EARLY_FRACTION == 0.4
     f = lambda s: torch.tensor([100.0 * s + float(s * s)], dtype=torch.float64)  # noqa: E731
     newton, trusted = _newton_and_trusted(2, f, [0, 1, 3])
     assert forecast(trusted, 4).item() == 416.0
-    trusted.set_static_schedule(10)
-    newton.set_static_schedule(10)
+    trusted.set_static_schedule(11)
+    newton.set_static_schedule(11)
     assert forecast(trusted, 4).item() == pytest.approx(413.75, abs=1e-12)
     assert forecast(newton, 4).item() == 416.0
-    trusted.set_static_schedule(8)
+    trusted.set_static_schedule(10)
     assert forecast(trusted, 4).item() == 416.0
     trusted.set_static_schedule(None)
     assert forecast(trusted, 4).item() == 416.0

@@ -21,14 +21,14 @@ hidden states) to :meth:`TaylorSeerCalibrator.update`; on a cached step
 
   3. *early damping under a static schedule*: when the cache runs a static steps mask (every
      computed step fixed in advance, so the request length ``N`` is known; the cache calls
-     :meth:`~TaylorSeerCalibrator.set_static_schedule`), forecasts for steps ``t < N / 2``
+     :meth:`~TaylorSeerCalibrator.set_static_schedule`), forecasts for steps ``t < 0.4 N``
      scale those terms by ``min(1, k (d_0 + d_1) / (2 d_0 (k + d_0)))`` with
      ``d_1 = z_1 - z_2``: cache-dit's effective weight on Newton's curvature, capped at 1.
 
   Orders 0 and 1 are the same in both forms. On the trained fixture the exact parabola
   over-reaches on long gaps, mostly early in denoising; "trusted" is at least as good as
   "newton" in all 8 order-2 configs measured there (up to +9.6 dB), and the early damping
-  lifts the 28-step static "fast" mask from 41.8 to 46.0 dB, see docs/benchmarks/quality.md
+  lifts the 28-step static "fast" mask from 41.8 to 45.9 dB, see docs/benchmarks/quality.md
   ("TaylorSeer order 2"). The scales are a device tensor and a Python float: no sync.
 
 The divided differences are kept incrementally: when a value ``Y`` arrives at step ``s``,
@@ -80,7 +80,7 @@ __all__ = [
 
 EXTRAPOLATIONS = ("trusted", "newton")
 TRUST_RATIO = 0.5  # the terms of degree >= 2 may be at most this fraction of the slope term
-EARLY_FRACTION = 0.5  # under a static schedule, damp those terms for steps t < this * N
+EARLY_FRACTION = 0.4  # under a static schedule, damp those terms for steps t < this * N
 
 
 class TaylorSeerCalibrator(StepClock):
