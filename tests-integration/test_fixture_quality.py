@@ -192,3 +192,15 @@ def test_forecast_check_scores_every_static_mask() -> None:
         assert row["mask"].count("0") > 0 and len(row["mask"]) == STEPS
         assert set(row["error"]) == {"reuse", "TaylorSeer o1", "o2 ditkit", "o2 cache-dit"}
         assert all(0.0 < value < 10.0 for value in row["error"].values()), row
+
+
+def test_forecast_only_refresh_is_named_in_the_table() -> None:
+    import fixture_quality_report as report  # beside the script, on its path once loaded
+
+    row = {"steps": 8, "policy": "fast", "mask": "11110100", "error": {"reuse": 0.5}}
+    plain = "\n".join(report.forecast_lines({"forecast_check": [row], "meta": {}}))
+    assert "recomputed" not in plain and "| 8 | fast `11110100` | 0.500 |" in plain
+    at = {"date": "d", "commit": "0123456789abcdef", "working_tree_modified": False}
+    meta = {"forecast_check": at}
+    refreshed = "\n".join(report.forecast_lines({"forecast_check": [row], "meta": meta}))
+    assert "recomputed on d at `0123456789ab` (`--forecast-only`)" in refreshed

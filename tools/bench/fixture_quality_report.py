@@ -191,7 +191,7 @@ def forecast_lines(result: dict[str, Any]) -> list[str]:
         "",
         "Mean relative L2 error of the forecast residual of blocks 1-11 (what F1B0 caches) over "
         "the steps each static mask caches, forecast from the mask's computed steps of the "
-        "*uncached* run (`forecast_check` in the script):",
+        "*uncached* run (`forecast_check` in the script)" + _recomputed(result) + ":",
         "",
         "| steps | mask | " + " | ".join(names) + " |",
         "|---:|---|" + "---:|" * len(names),
@@ -202,6 +202,15 @@ def forecast_lines(result: dict[str, Any]) -> list[str]:
             f"| {row['steps']} | {row['policy']} `{row['mask']}` | " + " | ".join(cells) + " |"
         )
     return lines
+
+
+def _recomputed(result: dict[str, Any]) -> str:
+    """Where ``--forecast-only`` refreshed the table after the matrix run: when and at what."""
+    meta = result.get("meta", {}).get("forecast_check")
+    if not meta:
+        return ""
+    dirty = " plus uncommitted changes" if meta.get("working_tree_modified") else ""
+    return f", recomputed on {meta['date']} at `{meta['commit'][:12]}`{dirty} (`--forecast-only`)"
 
 
 def comparison_lines(result: dict[str, Any]) -> list[str]:
